@@ -1,0 +1,6 @@
+"""numpyvae: a Variational Autoencoder in NumPy with hand-derived, numerically checked gradients."""
+from .errors import CheckpointError, DataError, InputError, NumpyVAEError, TrainingError
+from .vae import VAE
+
+__version__ = "0.1.0"
+__all__ = ["VAE", "NumpyVAEError", "InputError", "DataError", "CheckpointError", "TrainingError", "__version__"]

@@ -1,0 +1,185 @@
+"""ELBO estimators, each returning its value and its partial derivatives.
+
+The model hands every estimator the same quantities for one batch:
+
+    log_px : (K, B)    log p(x | z_k) for K samples z_k per example
+    z      : (K, B, Z) the samples z_k = mu + sigma * eps_k
+    mu, logvar : (B, Z) the encoder's output, q(z|x) = N(mu, diag(exp(logvar)))
+
+and gets back an :class:`Estimate`: the per-example objective ``elbo`` (B,)
+and its partial derivatives with respect to each input *as an independent
+variable*.  The model then runs the chain rule: the decoder gets ``dlog_px``,
+the reparameterization gets the decoder's dz plus ``dz`` here, and the
+encoder gets that plus the direct ``dmu``, ``dlogvar``.  Adding an estimator
+touches this file only.  ``beta`` weights the prior/posterior terms
+(beta = 1 is the ELBO; beta < 1 is KL warm-up).
+
+Seed eq. (4*): ELBO = E_q[log p(x|z) + log p(z) - log q(z|x)]   -> "mc"
+Seed eq. (7*): ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z))       -> "analytic"
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .validate import check_positive_int, check_rng
+from .distributions import reparameterize, gaussian_log_prob, gaussian_log_prob_grads, kl_std_normal, kl_std_normal_grads, std_normal_log_prob
+
+
+@dataclass
+class Estimate:
+    """An estimator's value and partial derivatives (all of the per-example objective).
+
+    elbo    : (B,)       the objective for each example (a lower bound on log p(x))
+    dlog_px : (K, B)     d elbo / d log p(x|z_k)
+    dz      : (K, B, Z) or None, d elbo / d z_k through the terms other than log p(x|z)
+    dmu, dlogvar : (B, Z) direct partials (not through z)
+    reparameterized : False means the encoder gets no gradient through z (score function)
+    """
+
+    elbo: np.ndarray
+    dlog_px: np.ndarray
+    dz: object
+    dmu: np.ndarray
+    dlogvar: np.ndarray
+    reparameterized: bool = True
+
+
+def log_weights(log_px, z, mu, logvar, beta=1.0):
+    """f_k = log p(x|z_k) + beta [log p(z_k) - log q(z_k|x)], shape (K, B).  Seed eq. (4*)."""
+    return log_px + beta * (std_normal_log_prob(z) - gaussian_log_prob(z, mu, logvar))
+
+
+def _log_ratio_grads(z, mu, logvar):
+    """Partials of g(z, mu, logvar) = log p(z) - log q(z; mu, logvar).
+
+    d g / d z      = -z + (z - mu) exp(-logvar)
+    d g / d mu     = -(z - mu) exp(-logvar)
+    d g / d logvar = 1/2 - 1/2 (z - mu)^2 exp(-logvar)
+    """
+    dq_dmu, dq_dlogvar = gaussian_log_prob_grads(z, mu, logvar)
+    return dq_dmu - z, -dq_dmu, -dq_dlogvar
+
+
+def analytic(log_px, z, mu, logvar, beta=1.0):
+    """Estimator B of Kingma & Welling: mean_k log p(x|z_k) - beta KL(q || N(0, I)).  Eq. (7*)."""
+    K = log_px.shape[0]
+    kl = kl_std_normal(mu, logvar)
+    dkl_dmu, dkl_dlogvar = kl_std_normal_grads(mu, logvar)
+    return Estimate(elbo=log_px.mean(axis=0) - beta * kl,
+                    dlog_px=np.full_like(log_px, 1.0 / K),
+                    dz=None, dmu=-beta * dkl_dmu, dlogvar=-beta * dkl_dlogvar)
+
+
+def mc(log_px, z, mu, logvar, beta=1.0):
+    """Estimator A: mean_k f_k, everything sampled.  Eq. (4*).
+
+    mu and logvar reach the objective twice: through z (the model's chain
+    rule) and directly through log q (``dmu``, ``dlogvar`` here).
+    """
+    K = log_px.shape[0]
+    dg_dz, dg_dmu, dg_dlogvar = _log_ratio_grads(z, mu, logvar)
+    w = beta / K
+    return Estimate(elbo=log_weights(log_px, z, mu, logvar, beta).mean(axis=0),
+                    dlog_px=np.full_like(log_px, 1.0 / K),
+                    dz=w * dg_dz, dmu=w * dg_dmu.sum(axis=0), dlogvar=w * dg_dlogvar.sum(axis=0))
+
+
+def stl(log_px, z, mu, logvar, beta=1.0):
+    """"Sticking the landing" (Roeder et al. 2017): the mc objective, path derivative only.
+
+    The direct partials of log q with respect to mu, logvar (the score
+    term, zero in expectation) are dropped; the gradient flows through z.
+    """
+    est = mc(log_px, z, mu, logvar, beta)
+    est.dmu = np.zeros_like(mu)
+    est.dlogvar = np.zeros_like(logvar)
+    return est
+
+
+def _logsumexp(a, axis=0):
+    """log sum exp(a) along axis, shifted by the max so nothing overflows."""
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(a - m), axis=axis))
+
+
+def iwae(log_px, z, mu, logvar, beta=1.0):
+    """Importance-weighted bound log (1/K) sum_k exp(f_k) (Burda et al. 2016).
+
+    Its gradient is the mc gradient of each sample weighted by the
+    normalised importance weight w_k = exp(f_k) / sum_j exp(f_j).
+    derivations/08-iwae.md
+    """
+    K = log_px.shape[0]
+    f = log_weights(log_px, z, mu, logvar, beta)
+    elbo = _logsumexp(f, axis=0) - math.log(K)
+    w = np.exp(f - _logsumexp(f, axis=0))            # (K, B), columns sum to 1
+    dg_dz, dg_dmu, dg_dlogvar = _log_ratio_grads(z, mu, logvar)
+    bw = beta * w[..., None]
+    return Estimate(elbo=elbo, dlog_px=w, dz=bw * dg_dz,
+                    dmu=(bw * dg_dmu).sum(axis=0), dlogvar=(bw * dg_dlogvar).sum(axis=0))
+
+
+def score(log_px, z, mu, logvar, beta=1.0):
+    """Score-function (REINFORCE) gradient for the encoder -- for teaching only.
+
+    The encoder's gradient is mean_k f_k * grad log q(z_k|x) with z_k held
+    fixed: no gradient passes through z (``reparameterized=False``).  It
+    is unbiased but has a far larger variance than the reparameterized
+    gradient (derivations/06-reparameterization.md measures it).  The
+    decoder still gets mean_k grad log p(x|z_k).  ``elbo`` is the mc value.
+    """
+    K = log_px.shape[0]
+    f = log_weights(log_px, z, mu, logvar, beta)
+    dq_dmu, dq_dlogvar = gaussian_log_prob_grads(z, mu, logvar)   # grad of log q(z_k|x)
+    fw = f[..., None] / K
+    return Estimate(elbo=f.mean(axis=0), dlog_px=np.full_like(log_px, 1.0 / K), dz=None,
+                    dmu=(fw * dq_dmu).sum(axis=0), dlogvar=(fw * dq_dlogvar).sum(axis=0),
+                    reparameterized=False)
+
+
+ESTIMATORS = {"analytic": analytic, "mc": mc, "iwae": iwae, "stl": stl, "score": score}
+
+
+def log_marginal(model, x, k=5000, rng=None, max_rows=32768):
+    """Importance-sampled log p(x) with q(z|x) as the proposal -- seed eq. (3*).
+
+        log p(x) ~ log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x)
+
+    x : (N, D) -> (N,) estimates in nats.  The k samples are drawn in chunks
+    so that at most ``max_rows`` decoder rows exist at once (k=5000 on 10,000
+    images fits in memory); a running log-sum-exp combines the chunks.
+    It is the IWAE bound with K = k, so it is a lower bound in expectation
+    that tightens as k grows.
+    """
+    x = model.check_x(x)
+    k = check_positive_int("k", k)
+    rng = check_rng("rng", rng)
+    n_per = max(1, min(len(x), max_rows // min(k, max_rows)))   # examples per pass
+    out = np.empty(len(x), dtype=np.float64)
+    for start in range(0, len(x), n_per):
+        xb = x[start:start + n_per]
+        mu, logvar = model.encode(xb)
+        B = len(xb)
+        total = np.full(B, -np.inf)
+        c = max(1, max_rows // B)
+        for done in range(0, k, c):
+            kc = min(c, k - done)
+            z, _ = reparameterize(mu, logvar, model.draw_eps(rng, kc, B))
+            log_px = model.log_px(xb, model.decode(z.reshape(kc * B, -1)).reshape(kc, B, -1))
+            f = log_weights(log_px, z, mu, logvar).astype(np.float64)
+            total = np.logaddexp(total, _logsumexp(f, axis=0))
+        out[start:start + B] = total - math.log(k)
+    return out
+
+
+def active_units(model, x, threshold=1e-2):
+    """Burda et al.'s active units: latent u is active if Cov_x(E_q[u]) > threshold.
+
+    E_q[u] is the posterior mean mu_u(x); its variance over the data x (N, D)
+    is returned with the count of active units: (count, variances (Z,)).
+    """
+    mu, _ = model.encode(model.check_x(x))
+    var = np.var(mu.astype(np.float64), axis=0)
+    return int(np.sum(var > threshold)), var

@@ -1,0 +1,171 @@
+"""Numerical gradient checks: centred differences against the hand-written backward.
+
+The textbook centred difference (``order=2``)
+
+    df/dx_i ~ [f(x + h e_i) - f(x - h e_i)] / (2h)                          error O(h^2)
+
+and the five-point centred stencil (``order=4``, the default for the checks)
+
+    df/dx_i ~ [-f(x + 2h e_i) + 8 f(x + h e_i) - 8 f(x - h e_i) + f(x - 2h e_i)] / (12h)
+                                                                             error O(h^4)
+
+Both have two error sources: truncation (h^2 or h^4 times a higher
+derivative) and rounding (machine epsilon * |f| / h).  The five-point stencil
+lets h be larger (1e-3) for the same truncation, so rounding shrinks too.
+Run them in float64: in float32 the rounding error of f swamps the difference.
+
+The relative error of two gradient arrays a, b is
+
+    ||a - b|| / max(||a|| + ||b||, floor),     floor = 1e-4
+
+A gradient whose norm is below the floor counts as zero: there the
+absolute error is what is compared (1e-7 * 1e-4 = 1e-11, the rounding
+noise of the stencil for |f| up to about 10).  A correct
+float64 backward gives < 1e-7.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import distributions as dist
+from .estimators import ESTIMATORS, log_weights
+from .errors import InputError
+
+
+STENCILS = {2: ((1, -1), (1, -1), 2), 4: ((2, 1, -1, -2), (-1, 8, -8, 1), 12)}
+H = {2: 1e-5, 4: 1e-3}
+FLOOR = 1e-4
+
+
+def numerical_gradient(f, x, h=None, order=4):
+    """Centred-difference gradient of the scalar function f() with respect to array x.
+
+    ``x`` is perturbed in place, one entry at a time, and restored;
+    ``f`` takes no argument and must read x.  order: 2 or 4 (see above);
+    h defaults to 1e-5 (order 2) or 1e-3 (order 4).  Returns an array like x.
+    """
+    if x.dtype != np.float64:
+        raise InputError(f"x: gradient checks need float64, got {x.dtype}")
+    if order not in STENCILS:
+        raise InputError(f"order: expected 2 or 4, got {order!r}")
+    h = H[order] if h is None else h
+    steps, weights, denom = STENCILS[order]
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        total = 0.0
+        for step, weight in zip(steps, weights):
+            x[i] = old + step * h
+            total += weight * f()
+        x[i] = old
+        grad[i] = total / (denom * h)
+    return grad
+
+
+def rel_error(ours, expected, floor=FLOOR):
+    """||ours - expected|| / max(||ours|| + ||expected||, floor)."""
+    ours, expected = np.asarray(ours, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    denom = max(np.linalg.norm(ours) + np.linalg.norm(expected), floor)
+    return float(np.linalg.norm(ours - expected) / denom)
+
+
+@dataclass
+class Check:
+    """The outcome of one gradient check, printable as 'ours vs expected'."""
+
+    name: str
+    error: float
+    index: tuple
+    ours: float
+    expected: float
+
+    def __str__(self):
+        return (f"{self.name}: relative error {self.error:.2e}; worst entry at index {self.index}: "
+                f"ours {self.ours:.10g} vs expected {self.expected:.10g}")
+
+
+def compare(name, ours, expected):
+    """A Check of two gradient arrays, naming the entry where they differ most."""
+    ours, expected = np.asarray(ours, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    if ours.shape != expected.shape:
+        raise InputError(f"{name}: ours has shape {ours.shape}, expected {expected.shape}")
+    idx = np.unravel_index(np.argmax(np.abs(ours - expected)), ours.shape) if ours.size else ()
+    idx = tuple(int(i) for i in idx)
+    return Check(name, rel_error(ours, expected), idx,
+                 float(ours[idx]) if ours.size else 0.0, float(expected[idx]) if ours.size else 0.0)
+
+
+def check_layer(layer, x, rng, h=None):
+    """Vector-Jacobian check of a layer: no scalar loss needed.
+
+    With a random upstream gradient g (same shape as the output), the
+    scalar f(x) = sum(forward(x) * g) has gradient backward(g).  Checks the
+    input gradient and, for layers with W and b, dW and db.  Returns a list
+    of Checks.
+    """
+    g = rng.standard_normal(layer.forward(x).shape)
+    layer.forward(x)
+    dx = layer.backward(g)
+    analytic = {"x": (x, dx.copy())}
+    for p in ("W", "b"):
+        if hasattr(layer, p):
+            analytic[p] = (getattr(layer, p), getattr(layer, "d" + p).copy())
+    f = lambda: float(np.sum(layer.forward(x) * g))
+    return [compare(name, ours, numerical_gradient(f, arr, h)) for name, (arr, ours) in analytic.items()]
+
+
+def check_function(f, grad, x, name="x", h=None):
+    """Check grad (array) against the numerical gradient of the scalar f() w.r.t. x."""
+    return compare(name, grad, numerical_gradient(f, x, h))
+
+
+def surrogate_loss(model, x, eps, estimator, frozen, beta=1.0):
+    """The scalar whose exact gradient the estimator's gradient is, with eps fixed.
+
+    For "analytic", "mc" and "iwae" this is the loss itself.  "stl" drops the
+    direct dependence of log q on (mu, logvar): they are taken from
+    ``frozen`` (values at the current parameters) inside log q.  "score" holds
+    z fixed at ``frozen["z"]`` and gives the encoder the surrogate
+    mean_k stop(f_k) log q(z_k|x).  ``frozen`` is made by ``freeze``.
+    """
+    x = model.check_x(x)
+    eps = eps[None] if eps.ndim == 2 else eps
+    K, B = eps.shape[:2]
+    mu, logvar = model.encode(x)
+    if estimator == "score":
+        z = frozen["z"]
+        log_px = model.log_px(x, model.decode(z.reshape(K * B, -1)).reshape(K, B, -1))
+        log_q = dist.gaussian_log_prob(z, mu, logvar)
+        return -float(np.mean(np.mean(log_px + frozen["f"] * log_q, axis=0)))
+    z, _ = dist.reparameterize(mu, logvar, eps)
+    log_px = model.log_px(x, model.decode(z.reshape(K * B, -1)).reshape(K, B, -1))
+    if estimator == "stl":
+        return -float(np.mean(log_weights(log_px, z, frozen["mu"], frozen["logvar"], beta).mean(axis=0)))
+    return -float(np.mean(ESTIMATORS[estimator](log_px, z, mu, logvar, beta).elbo))
+
+
+def freeze(model, x, eps, beta=1.0):
+    """Values at the current parameters that ``surrogate_loss`` holds fixed."""
+    x = model.check_x(x)
+    eps = eps[None] if eps.ndim == 2 else eps
+    K, B = eps.shape[:2]
+    mu, logvar = model.encode(x)
+    z, _ = dist.reparameterize(mu, logvar, eps)
+    log_px = model.log_px(x, model.decode(z.reshape(K * B, -1)).reshape(K, B, -1))
+    return {"mu": mu.copy(), "logvar": logvar.copy(), "z": z.copy(),
+            "f": log_weights(log_px, z, mu, logvar, beta)}
+
+
+def check_model(model, x, eps, estimator="analytic", beta=1.0, h=None):
+    """Whole-model check: worst relative error per parameter, as a list of Checks.
+
+    model must be float64; eps (B, Z) or (K, B, Z) is held fixed.
+    """
+    if model.dtype != np.float64:
+        raise InputError(f"model: gradient checks need a float64 model, got {np.dtype(model.dtype).name}")
+    eps = np.asarray(eps, dtype=np.float64)
+    _, grads = model.loss_and_grads(x, eps=eps, estimator=estimator, beta=beta)
+    grads = {name: g.copy() for name, g in grads.items()}
+    frozen = freeze(model, x, eps, beta)
+    f = lambda: surrogate_loss(model, x, eps, estimator, frozen, beta)
+    return [compare(name, grads[name], numerical_gradient(f, p, h)) for name, p in model.params.items()]

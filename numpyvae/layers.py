@@ -1,0 +1,122 @@
+"""Layers with hand-written backward passes (derivations/07-backprop.md).
+
+Every layer has ``forward(x)`` that caches what the backward pass needs and
+``backward(dout) -> dx`` that returns the gradient with respect to its input.
+A layer with parameters stores their gradients beside them: ``W`` and ``dW``,
+``b`` and ``db``.  Shapes: ``x`` is (N, D_in), ``out`` and ``dout`` (N, D_out).
+"""
+import numpy as np
+
+from .validate import as_float_array, check_choice, check_dtype, check_positive_int, check_rng
+
+INITS = ("glorot", "normal")
+
+
+class Linear:
+    """Affine map out = x @ W + b.
+
+    W : (D_in, D_out), b : (D_out,).
+    init="glorot": W ~ U(-a, a) with a = sqrt(6 / (D_in + D_out)), b = 0.
+    init="normal": W, b ~ N(0, 0.01**2), as in Kingma & Welling (2013).
+    """
+
+    def __init__(self, n_in, n_out, init="glorot", rng=None, dtype=np.float32):
+        n_in, n_out = check_positive_int("n_in", n_in), check_positive_int("n_out", n_out)
+        check_choice("init", init, INITS)
+        rng = check_rng("rng", rng if rng is not None else np.random.default_rng(0))
+        dtype = check_dtype("dtype", dtype)
+        if init == "glorot":
+            a = np.sqrt(6.0 / (n_in + n_out))
+            self.W = rng.uniform(-a, a, size=(n_in, n_out)).astype(dtype)
+            self.b = np.zeros(n_out, dtype=dtype)
+        else:
+            self.W = (0.01 * rng.standard_normal((n_in, n_out))).astype(dtype)
+            self.b = (0.01 * rng.standard_normal(n_out)).astype(dtype)
+        self.dW = np.zeros_like(self.W)
+        self.db = np.zeros_like(self.b)
+        self.x = None
+
+    def forward(self, x):
+        """x: (N, D_in) -> out: (N, D_out)."""
+        self.x = x
+        out = x @ self.W
+        out += self.b
+        return out
+
+    def backward(self, dout):
+        """dout: (N, D_out) -> dx: (N, D_in); fills dW = x^T dout, db = sum_n dout."""
+        np.matmul(self.x.T, dout, out=self.dW)
+        np.sum(dout, axis=0, out=self.db)
+        return dout @ self.W.T
+
+
+class ReLU:
+    """out = max(x, 0); dx = dout * [x > 0]."""
+
+    def forward(self, x):
+        self.mask = x > 0
+        return np.maximum(x, 0, dtype=x.dtype)
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
+class LeakyReLU:
+    """out = x if x > 0 else slope * x; dx = dout * (1 or slope)."""
+
+    def __init__(self, slope=0.01):
+        self.slope = float(slope)
+
+    def forward(self, x):
+        self.mask = x > 0
+        return np.where(self.mask, x, self.slope * x)
+
+    def backward(self, dout):
+        return np.where(self.mask, dout, self.slope * dout)
+
+
+class Tanh:
+    """out = tanh(x); dx = dout * (1 - out^2)."""
+
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * (1 - self.out * self.out)
+
+
+def sigmoid(x):
+    """Logistic function without overflow: exp is only taken of -|x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def softplus(x):
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), finite for any finite x."""
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+class Sigmoid:
+    """out = 1 / (1 + exp(-x)); dx = dout * out * (1 - out)."""
+
+    def forward(self, x):
+        self.out = sigmoid(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * self.out * (1 - self.out)
+
+
+class Softplus:
+    """out = log(1 + exp(x)); dx = dout * sigmoid(x)."""
+
+    def forward(self, x):
+        self.x = x
+        return softplus(x)
+
+    def backward(self, dout):
+        return dout * sigmoid(self.x)
+
+
+ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid, "softplus": Softplus}

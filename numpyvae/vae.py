@@ -1,0 +1,198 @@
+"""The VAE: encoder -> reparameterization -> decoder, and its backward pass.
+
+    x (B, D) --encoder MLP--> [mu | logvar] (B, 2Z)
+    eps (K, B, Z) ~ N(0, I);   z = mu + exp(logvar / 2) * eps      (K, B, Z)
+    z --decoder MLP--> logits (K*B, D)           (Bernoulli)
+                    or [mean | logvar_x] (K*B, 2D)  (Gaussian)
+    estimator(log p(x|z), z, mu, logvar) -> per-example ELBO and its partials
+
+``loss_and_grads`` then runs the chain rule backwards in the same order.
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from . import distributions as dist
+from .errors import InputError
+from .estimators import ESTIMATORS
+from .layers import sigmoid
+from .mlp import MLP
+from .validate import as_float_array, check_choice, check_dtype, check_positive_int, check_rng
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+# log-variances are clipped to this range (gradient zero outside) so that
+# exp(logvar) stays finite even for absurd network outputs.
+LOGVAR_LIMIT = 30.0
+
+
+def _clip_logvar(raw):
+    """logvar = clip(raw, -L, L); returns it and the mask where the gradient passes."""
+    inside = np.abs(raw) < LOGVAR_LIMIT
+    return np.clip(raw, -LOGVAR_LIMIT, LOGVAR_LIMIT), inside
+
+
+class VAE:
+    """A variational autoencoder with diagonal-Gaussian q(z|x) and N(0, I) prior.
+
+    x_dim      : number of pixels D.
+    hidden     : int or list of ints, hidden layer sizes of the encoder; the
+                 decoder mirrors them.
+    z_dim      : latent dimension Z.
+    likelihood : "bernoulli" (decoder outputs D logits; data in [0, 1]) or
+                 "gaussian" (decoder outputs D means then D log-variances).
+    activation : "relu", "leaky_relu", "tanh", "sigmoid" or "softplus".
+    init       : "glorot" or "normal" (N(0, 0.01^2), Kingma & Welling).
+    dtype      : np.float32 (fast) or np.float64 (gradient checks).
+    seed       : int seed of the generator that draws the initial weights.
+
+    ``params`` is an ordered dict name -> live parameter array, named
+    ``encoder.{i}.W``, ``encoder.{i}.b``, ``decoder.{i}.W``, ``decoder.{i}.b``
+    with i counting the Linear layers of that MLP from 0.
+    """
+
+    def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu",
+                 init="glorot", dtype=np.float32, seed=0):
+        x_dim, z_dim = check_positive_int("x_dim", x_dim), check_positive_int("z_dim", z_dim)
+        hidden = [hidden] if isinstance(hidden, (int, np.integer)) else list(hidden)
+        hidden = [check_positive_int(f"hidden[{i}]", h) for i, h in enumerate(hidden)]
+        self.likelihood = check_choice("likelihood", likelihood, LIKELIHOODS)
+        self.dtype = check_dtype("dtype", dtype)
+        self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood,
+                           activation=activation, init=init, dtype=np.dtype(self.dtype).name)
+        self.x_dim, self.z_dim = x_dim, z_dim
+        rng = np.random.default_rng(seed)
+        out_dim = x_dim if likelihood == "bernoulli" else 2 * x_dim
+        self.encoder = MLP([x_dim, *hidden, 2 * z_dim], activation, init, rng, self.dtype)
+        self.decoder = MLP([z_dim, *hidden[::-1], out_dim], activation, init, rng, self.dtype)
+        self.params = OrderedDict()
+        self._grad_of = OrderedDict()
+        for prefix, mlp in (("encoder", self.encoder), ("decoder", self.decoder)):
+            for i, lin in enumerate(mlp.linears):
+                self.params[f"{prefix}.{i}.W"], self._grad_of[f"{prefix}.{i}.W"] = lin.W, (lin, "dW")
+                self.params[f"{prefix}.{i}.b"], self._grad_of[f"{prefix}.{i}.b"] = lin.b, (lin, "db")
+
+    # ---- forward pieces -----------------------------------------------------
+
+    def check_x(self, x, name="x"):
+        """Validate a batch: (B, x_dim), finite, in [0, 1] for Bernoulli; cast to the model dtype."""
+        hi_lo = (0.0, 1.0) if self.likelihood == "bernoulli" else (None, None)
+        x = as_float_array(name, x, ndim=2, dtype=self.dtype, lo=hi_lo[0], hi=hi_lo[1])
+        if x.shape[1] != self.x_dim or x.shape[0] == 0:
+            raise InputError(f"{name}: expected shape (batch >= 1, {self.x_dim}), got {x.shape}")
+        return x
+
+    def encode(self, x):
+        """x: (B, D) -> mu, logvar: (B, Z).  Caches for backward."""
+        h = self.encoder.forward(x)
+        mu, raw = h[:, :self.z_dim], h[:, self.z_dim:]
+        logvar, self._enc_mask = _clip_logvar(raw)
+        return mu, logvar
+
+    def decode(self, z):
+        """z: (N, Z) -> the decoder output (N, D) logits or (N, 2D) [mean | logvar]."""
+        out = self.decoder.forward(z)
+        if self.likelihood == "gaussian":
+            logvar, self._dec_mask = _clip_logvar(out[:, self.x_dim:])
+            out = np.concatenate([out[:, :self.x_dim], logvar], axis=1)
+        return out
+
+    def log_px(self, x, out):
+        """log p(x|z) from the decoder output; x (B, D), out (K, B, D or 2D) -> (K, B)."""
+        if self.likelihood == "bernoulli":
+            return dist.bernoulli_log_prob(x, out)
+        return dist.gaussian_log_prob(x, out[..., :self.x_dim], out[..., self.x_dim:])
+
+    def dlog_px(self, x, out):
+        """d log p(x|z) / d out, same shape as out."""
+        if self.likelihood == "bernoulli":
+            return dist.bernoulli_log_prob_grad(x, out)
+        dmean, dlogvar = dist.gaussian_log_prob_grads(x, out[..., :self.x_dim], out[..., self.x_dim:])
+        return np.concatenate([dmean, dlogvar * self._dec_mask.reshape(dlogvar.shape)], axis=-1)
+
+    def mean_image(self, out):
+        """Decoder output -> the mean of p(x|z) (sigmoid of logits, or the Gaussian mean)."""
+        return sigmoid(out) if self.likelihood == "bernoulli" else out[..., :self.x_dim]
+
+    def draw_eps(self, rng, k, batch):
+        """eps ~ N(0, I) of shape (k, batch, Z) in the model dtype, from ``rng``."""
+        return rng.standard_normal((k, batch, self.z_dim), dtype=self.dtype)
+
+    # ---- the loss and its gradient ---------------------------------------------
+
+    def loss_and_grads(self, x, eps=None, rng=None, estimator="analytic", k=1, beta=1.0):
+        """Negative ELBO in nats per example, and its gradient for every parameter.
+
+        x   : (B, D) data (in [0, 1] for Bernoulli).
+        eps : (B, Z) or (K, B, Z) noise; when given nothing random is drawn,
+              so the loss is a deterministic function of the parameters.
+        rng : numpy Generator used to draw eps when eps is None.
+        estimator : "analytic", "mc", "iwae", "stl" or "score".
+        k   : samples per example (ignored when eps is given).
+        beta: weight of the prior/posterior terms (KL warm-up).
+
+        Returns (loss: float, grads: dict name -> array shaped like params).
+        The grad arrays are the layers' own buffers, overwritten by the next call.
+        """
+        x = self.check_x(x)
+        est_fn = ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)]
+        B = x.shape[0]
+        if eps is None:
+            eps = self.draw_eps(check_rng("rng", rng), check_positive_int("k", k), B)
+        else:
+            eps = as_float_array("eps", eps, dtype=self.dtype)
+            eps = eps[None] if eps.ndim == 2 else eps
+            if eps.ndim != 3 or eps.shape[1:] != (B, self.z_dim):
+                raise InputError(f"eps: expected shape ({B}, {self.z_dim}) or (k, {B}, {self.z_dim}), got {eps.shape}")
+        K = eps.shape[0]
+
+        # forward
+        mu, logvar = self.encode(x)
+        z, rcache = dist.reparameterize(mu, logvar, eps)           # derivations/06-reparameterization.md
+        out = self.decode(z.reshape(K * B, self.z_dim)).reshape(K, B, -1)
+        log_px = self.log_px(x, out)                                 # (K, B)
+        est = est_fn(log_px, z, mu, logvar, float(beta))
+        loss = -float(np.mean(est.elbo))
+
+        # backward: loss = -(1/B) sum_b elbo_b, so every partial is scaled by -1/B
+        s = -1.0 / B
+        dout = self.dlog_px(x, out)                                  # likelihood
+        dout *= (s * est.dlog_px)[..., None]
+        dz = self.decoder.backward(dout.reshape(K * B, -1))          # decoder
+        dz = dz.reshape(K, B, self.z_dim)
+        if not est.reparameterized:
+            dz[...] = 0                                              # score function: no path through z
+        if est.dz is not None:
+            dz += s * est.dz                                         # log p(z) - log q(z|x) through z
+        dmu, dlogvar = dist.reparameterize_backward(dz, rcache)     # reparameterization
+        dmu += s * est.dmu                                           # direct terms (KL, or log q)
+        dlogvar += s * est.dlogvar
+        dlogvar *= self._enc_mask
+        self.encoder.backward(np.concatenate([dmu, dlogvar], axis=1))   # encoder
+        return loss, self.grads()
+
+    def grads(self):
+        """dict name -> the gradient buffer of that parameter (from the last backward)."""
+        return OrderedDict((name, getattr(layer, attr)) for name, (layer, attr) in self._grad_of.items())
+
+    # ---- using a trained model --------------------------------------------------
+
+    def elbo(self, x, rng, estimator="analytic", k=1):
+        """Per-example ELBO (or IWAE bound) (B,), with z sampled from q (no backward)."""
+        x = self.check_x(x)
+        eps = self.draw_eps(check_rng("rng", rng), check_positive_int("k", k), x.shape[0])
+        mu, logvar = self.encode(x)
+        z, _ = dist.reparameterize(mu, logvar, eps)
+        K, B = eps.shape[:2]
+        out = self.decode(z.reshape(K * B, self.z_dim)).reshape(K, B, -1)
+        return ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)](self.log_px(x, out), z, mu, logvar).elbo
+
+    def reconstruct(self, x, rng=None):
+        """Mean of p(x|z) at z = mu (rng None) or at one sample z ~ q(z|x)."""
+        mu, logvar = self.encode(self.check_x(x))
+        z = mu if rng is None else dist.reparameterize(mu, logvar, self.draw_eps(rng, 1, len(mu)))[0][0]
+        return self.mean_image(self.decode(z))
+
+    def sample(self, n, rng):
+        """n images: the mean of p(x|z) for z ~ N(0, I); (n, D)."""
+        z = check_rng("rng", rng).standard_normal((check_positive_int("n", n), self.z_dim), dtype=self.dtype)
+        return self.mean_image(self.decode(z))

@@ -1,0 +1,86 @@
+"""Argument checks shared by the public functions.
+
+Each check raises :class:`numpyvae.errors.InputError` with a message that
+names the argument and says what was expected, e.g.
+``x: expected a 2-D array (batch, x_dim), got shape (3,)``.
+"""
+import numpy as np
+
+from .errors import InputError
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def as_float_array(name, x, ndim=None, dtype=None, finite=True, lo=None, hi=None):
+    """Return ``x`` as a floating ndarray after checking it.
+
+    name  : str, used in the error message.
+    ndim  : required number of dimensions, or None.
+    dtype : float32/float64 to cast to, or None to keep a float dtype
+            (integers and bools are converted to float64).
+    finite: refuse NaN and +/-inf.
+    lo, hi: inclusive bounds on the values, or None.
+    """
+    if isinstance(x, np.ndarray) and x.dtype == object or isinstance(x, (str, bytes)):
+        raise InputError(f"{name}: expected a numeric array, got {type(x).__name__}")
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise InputError(f"{name}: expected a numeric array ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    elif arr.dtype.kind != "f" or arr.dtype not in FLOAT_DTYPES:
+        arr = arr.astype(np.float64)
+    if ndim is not None and arr.ndim != ndim:
+        raise InputError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
+    if finite and not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise InputError(f"{name}: expected finite values, found {arr[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
+    if lo is not None and arr.size and arr.min() < lo:
+        raise InputError(f"{name}: expected values >= {lo}, found minimum {arr.min()}")
+    if hi is not None and arr.size and arr.max() > hi:
+        raise InputError(f"{name}: expected values <= {hi}, found maximum {arr.max()}")
+    return arr
+
+
+def check_shape(name, arr, shape):
+    """Refuse ``arr`` unless its shape equals ``shape`` (None matches any size)."""
+    ok = arr.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, arr.shape))
+    if not ok:
+        want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
+        raise InputError(f"{name}: expected shape {want}, got {arr.shape}")
+    return arr
+
+
+def check_positive_int(name, value, minimum=1):
+    """Refuse anything that is not an integer >= minimum (bools included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_choice(name, value, choices):
+    """Refuse a name that is not one of ``choices``."""
+    if value not in choices:
+        raise InputError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_dtype(name, dtype):
+    """Return np.float32 or np.float64, refusing any other dtype."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise InputError(f"{name}: expected float32 or float64, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise InputError(f"{name}: expected float32 or float64, got {dt}")
+    return dt.type
+
+
+def check_rng(name, rng):
+    """Refuse anything that is not a numpy.random.Generator."""
+    if not isinstance(rng, np.random.Generator):
+        raise InputError(f"{name}: expected a numpy.random.Generator, got {type(rng).__name__}")
+    return rng

@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from numpyvae import VAE, InputError
+from numpyvae.estimators import ESTIMATORS
+from numpyvae.gradcheck import check_model
+
+TOL = 1e-7
+
+
+def small_model(likelihood="bernoulli", activation="tanh", hidden=(5,), z_dim=2, seed=0, x_dim=6):
+    return VAE(x_dim, list(hidden), z_dim, likelihood=likelihood, activation=activation, dtype=np.float64, seed=seed)
+
+
+def data_for(model, rng, batch):
+    if model.likelihood == "bernoulli":
+        return rng.uniform(size=(batch, model.x_dim))
+    return rng.normal(size=(batch, model.x_dim))
+
+
+@pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
+@pytest.mark.parametrize("k", [1, 5])
+@given(likelihood=st.sampled_from(["bernoulli", "gaussian"]), activation=st.sampled_from(["tanh", "softplus", "sigmoid"]),
+       hidden=st.lists(st.integers(1, 5), min_size=1, max_size=2), z_dim=st.integers(1, 3),
+       batch=st.integers(1, 4), seed=st.integers(0, 10_000))
+def test_whole_model_gradient_check(estimator, k, likelihood, activation, hidden, z_dim, batch, seed):
+    rng = np.random.default_rng(seed)
+    model = small_model(likelihood, activation, hidden, z_dim, seed)
+    x = data_for(model, rng, batch)
+    eps = rng.standard_normal((k, batch, z_dim))
+    for c in check_model(model, x, eps, estimator):
+        assert c.error < TOL, f"{estimator}, k={k}: {c}"
+
+
+@pytest.mark.parametrize("estimator", ["analytic", "mc"])
+def test_relu_model_gradient_check(estimator):
+    rng = np.random.default_rng(3)
+    model = small_model(activation="relu", hidden=(8, 6), z_dim=3)
+    x, eps = rng.uniform(size=(4, 6)), rng.standard_normal((2, 4, 3))
+    for c in check_model(model, x, eps, estimator, beta=0.7):
+        assert c.error < TOL, str(c)
+
+
+def test_params_contract():
+    m = VAE(10, [7, 5], 3, likelihood="gaussian", dtype=np.float64)
+    assert list(m.params) == ["encoder.0.W", "encoder.0.b", "encoder.1.W", "encoder.1.b", "encoder.2.W", "encoder.2.b",
+                              "decoder.0.W", "decoder.0.b", "decoder.1.W", "decoder.1.b", "decoder.2.W", "decoder.2.b"]
+    assert m.params["encoder.2.W"].shape == (5, 6)       # 2 * z_dim outputs: mu then logvar
+    assert m.params["decoder.2.W"].shape == (7, 20)      # Gaussian: D means then D log-variances
+    loss, grads = m.loss_and_grads(np.zeros((2, 10)), rng=np.random.default_rng(0))
+    assert list(grads) == list(m.params) and all(grads[n].shape == p.shape for n, p in m.params.items())
+    m.params["decoder.0.b"][:] = 1.0                     # live arrays: the model sees the change
+    assert np.all(m.decoder.linears[0].b == 1.0)
+
+
+def test_loss_is_negative_elbo_per_example():
+    rng = np.random.default_rng(0)
+    m = small_model()
+    x = rng.uniform(size=(3, 6))
+    eps = rng.standard_normal((3, 2))
+    loss, _ = m.loss_and_grads(x, eps=eps)
+    mu, logvar = m.encode(x)
+    z = mu + np.exp(0.5 * logvar) * eps
+    logits = m.decode(z)
+    p = 1 / (1 + np.exp(-logits))
+    rec = np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=1)
+    kl = 0.5 * np.sum(mu**2 + np.exp(logvar) - 1 - logvar, axis=1)
+    np.testing.assert_allclose(loss, np.mean(kl - rec), rtol=1e-12)
+
+
+def test_same_seed_same_numbers_and_eps_means_no_randomness():
+    x = np.random.default_rng(0).uniform(size=(4, 6))
+    a = small_model().loss_and_grads(x, rng=np.random.default_rng(5))[0]
+    b = small_model().loss_and_grads(x, rng=np.random.default_rng(5))[0]
+    assert a == b
+    eps = np.random.default_rng(1).standard_normal((4, 2))
+    m = small_model()
+    assert m.loss_and_grads(x, eps=eps)[0] == m.loss_and_grads(x, eps=eps)[0]
+
+
+def test_float32_path_stays_float32():
+    m = VAE(6, [5], 2, dtype=np.float32)
+    x = np.random.default_rng(0).uniform(size=(4, 6)).astype(np.float32)
+    loss, grads = m.loss_and_grads(x, rng=np.random.default_rng(0), estimator="iwae", k=3)
+    assert all(g.dtype == np.float32 for g in grads.values())
+    assert np.isfinite(loss)
+
+
+def test_extreme_network_outputs_give_finite_loss_and_grads():
+    for likelihood in ("bernoulli", "gaussian"):
+        m = small_model(likelihood, activation="relu")
+        for name in m.params:
+            m.params[name][...] = 1e3 if name.endswith("W") else 0.0
+        x = np.ones((2, 6)) if likelihood == "bernoulli" else np.full((2, 6), -3.0)
+        for est in ESTIMATORS:
+            loss, grads = m.loss_and_grads(x, eps=np.ones((2, 2)), estimator=est)
+            assert np.isfinite(loss), (likelihood, est, loss)
+            assert all(np.isfinite(g).all() for g in grads.values()), (likelihood, est)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((2, 5)), r"x: expected shape \(batch >= 1, 6\)"),
+    (np.zeros(6), "x: expected a 2-D array"),
+    (np.full((2, 6), np.nan), "x: expected finite values"),
+    (np.full((2, 6), 1.5), "x: expected values <= 1.0"),
+    (np.full((2, 6), -0.1), "x: expected values >= 0.0"),
+    (np.array([["a"] * 6]), "x: expected a real numeric array"),
+    (np.zeros((0, 6)), "x: expected shape"),
+])
+def test_bad_x_is_refused(bad, match):
+    with pytest.raises(InputError, match=match):
+        small_model().loss_and_grads(bad, rng=np.random.default_rng(0))
+
+
+def test_bad_arguments_are_refused():
+    m, x = small_model(), np.zeros((2, 6))
+    with pytest.raises(InputError, match="estimator"):
+        m.loss_and_grads(x, rng=np.random.default_rng(0), estimator="elbo-ish")
+    with pytest.raises(InputError, match="rng"):
+        m.loss_and_grads(x)
+    with pytest.raises(InputError, match="eps: expected shape"):
+        m.loss_and_grads(x, eps=np.zeros((3, 2)))
+    with pytest.raises(InputError, match="k"):
+        m.loss_and_grads(x, rng=np.random.default_rng(0), k=0)
+    with pytest.raises(InputError, match="likelihood"):
+        VAE(4, [3], 2, likelihood="poisson")
+    with pytest.raises(InputError, match="z_dim"):
+        VAE(4, [3], 0)
