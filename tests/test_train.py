@@ -1,0 +1,116 @@
+import json
+
+import numpy as np
+import pytest
+
+from numpyvae import VAE, InputError, TrainingError
+from numpyvae import checkpoint as ckpt
+from numpyvae.train import Trainer, binarize_batch, write_history
+
+
+def toy_data(n=120, d=16, seed=0):
+    """Two prototype patterns with noise: a VAE should learn them quickly."""
+    rng = np.random.default_rng(seed)
+    protos = (rng.uniform(size=(2, d)) > 0.5).astype(np.float32)
+    x = protos[rng.integers(0, 2, n)] * 0.9 + 0.05
+    return np.clip(x + 0.05 * rng.standard_normal(x.shape), 0, 1).astype(np.float32)
+
+
+def make(seed=0, **kw):
+    x = toy_data()
+    model = VAE(16, [12], 2, seed=seed)
+    return Trainer(model, x[:100], x[100:], batch_size=16, seed=seed, progress=False, **kw)
+
+
+def test_training_lowers_the_loss_and_keeps_a_history(tmp_path):
+    t = make()
+    hist = t.run(15)
+    assert [r["epoch"] for r in hist] == list(range(1, 16))
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 1, f"ours {hist[-1]['train_loss']} vs first {hist[0]['train_loss']}"
+    assert hist[-1]["test_loss"] < hist[0]["test_loss"]
+    write_history(hist, tmp_path / "h.json")
+    write_history(hist, tmp_path / "h.csv")
+    assert json.loads((tmp_path / "h.json").read_text())[-1]["epoch"] == 15
+    lines = (tmp_path / "h.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,step,beta,train_loss,test_loss") and len(lines) == 16
+
+
+def test_same_seed_same_parameters():
+    a, b = make(seed=3), make(seed=3)
+    a.run(2)
+    b.run(2)
+    for name in a.model.params:
+        np.testing.assert_array_equal(a.model.params[name], b.model.params[name])
+
+
+def test_test_elbo_samples_z():
+    t = make()
+    t.run(1)
+    assert t.evaluate() != t.evaluate()          # two draws of z differ
+
+
+def test_kl_warmup_rises_linearly_to_beta():
+    t = make(warmup_epochs=2, beta=0.5)
+    hist = t.run(3)
+    steps_per_epoch = 7                          # ceil(100 / 16)
+    assert hist[0]["beta"] == pytest.approx(0.5 * steps_per_epoch / 14)
+    assert hist[1]["beta"] == hist[2]["beta"] == 0.5
+
+
+def test_nan_loss_stops_with_the_step_named():
+    t = make(lr=1e-3)
+    t.model.params["encoder.0.W"][0, 0] = np.nan
+    with pytest.raises(TrainingError, match=r"loss became nan at step 1 \(epoch 1, batch 1\)"):
+        t.run(1)
+
+
+def test_bad_trainer_arguments():
+    x = toy_data()
+    model = VAE(16, [4], 2)
+    with pytest.raises(InputError, match="batch_size: expected at most the 120"):
+        Trainer(model, x, batch_size=500)
+    with pytest.raises(InputError, match="optimizer"):
+        Trainer(model, x, batch_size=16, optimizer="rmsprop")
+    with pytest.raises(InputError, match="binarize"):
+        Trainer(VAE(16, [4], 2, likelihood="gaussian"), x, batch_size=16, binarize="dynamic")
+    with pytest.raises(InputError, match="x_train"):
+        Trainer(model, x * 3, batch_size=16)
+
+
+def test_binarization_modes():
+    rng = np.random.default_rng(0)
+    x = np.full((2000, 3), 0.3, dtype=np.float32)
+    assert binarize_batch(x, "none", rng) is x
+    assert binarize_batch(x, "threshold", rng).sum() == 0
+    d = binarize_batch(x, "dynamic", rng)
+    assert set(np.unique(d)) == {0.0, 1.0} and abs(d.mean() - 0.3) < 0.02
+
+
+def _interrupt_after(trainer, n_steps):
+    original = trainer.train_step
+
+    def step(xb):
+        loss = original(xb)
+        if trainer.step == n_steps:
+            trainer.stop_requested = True      # what Ctrl-C does: finish the step, then stop
+        return loss
+    trainer.train_step = step
+
+
+@pytest.mark.parametrize("stop_step", [7, 10])   # 7: between epochs; 10: in the middle of one
+def test_resume_is_bit_identical(tmp_path, stop_step):
+    full = make(seed=1, binarize="dynamic", estimator="iwae", k=2)
+    full.run(3)
+
+    path = tmp_path / "ckpt.npz"
+    first = make(seed=1, binarize="dynamic", estimator="iwae", k=2)
+    _interrupt_after(first, stop_step)
+    with pytest.raises(KeyboardInterrupt):
+        first.run(3, checkpoint=path)
+    resumed = make(seed=99, binarize="dynamic", estimator="iwae", k=2)   # wrong seed on purpose: the checkpoint wins
+    resumed.rng = np.random.default_rng(99)
+    ckpt.load_trainer_state(path, resumed)
+    resumed.run(3)
+    for name in full.model.params:
+        np.testing.assert_array_equal(resumed.model.params[name], full.model.params[name], err_msg=name)
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
