@@ -1,0 +1,60 @@
+"""Random arrays into the public functions: they work, or raise the package's own error."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
+
+from numpyvae import VAE, NumpyVAEError
+from numpyvae.estimators import active_units, log_marginal
+
+MODELS = {lik: VAE(4, [3], 2, likelihood=lik, dtype=np.float64, seed=0) for lik in ("bernoulli", "gaussian")}
+
+shapes = array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5)
+# hypothesis picks elements per dtype: NaN, inf, huge and tiny floats included
+random_arrays = st.one_of(*(arrays(dt, shapes) for dt in (np.float64, np.float32, np.int64, np.uint8, np.bool_)))
+
+
+def _finite(result):
+    arrays_ = result if isinstance(result, tuple) else (result,)
+    for a in arrays_:
+        if isinstance(a, dict):
+            assert all(np.all(np.isfinite(v)) for v in a.values()), "NaN/inf gradient returned silently"
+        elif isinstance(a, (float, np.ndarray)):
+            assert np.all(np.isfinite(a)), f"NaN/inf returned silently: {a}"
+
+
+def _call(fn, *args, **kw):
+    try:
+        result = fn(*args, **kw)
+    except NumpyVAEError:
+        return None
+    _finite(result)
+    return result
+
+
+@pytest.mark.parametrize("likelihood", sorted(MODELS))
+@given(x=st.one_of(random_arrays, arrays(np.float64, (3, 4), elements=st.floats(-1e6, 1e6))),
+       estimator=st.sampled_from(["analytic", "mc", "iwae", "stl", "score", "bogus"]))
+def test_loss_and_grads_on_random_arrays(likelihood, x, estimator):
+    model = MODELS[likelihood]
+    _call(model.loss_and_grads, x, rng=np.random.default_rng(0), estimator=estimator, k=2)
+
+
+@given(x=random_arrays)
+def test_other_entry_points_on_random_arrays(x):
+    model = MODELS["bernoulli"]
+    rng = np.random.default_rng(0)
+    _call(model.elbo, x, rng)
+    _call(model.reconstruct, x)
+    _call(log_marginal, model, x, k=3, rng=rng)
+    _call(active_units, model, x)
+
+
+@given(eps=random_arrays)
+def test_eps_on_random_arrays(eps):
+    _call(MODELS["gaussian"].loss_and_grads, np.zeros((3, 4)), eps=eps)
+
+
+@given(n=st.one_of(st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=2)))
+def test_sample_counts(n):
+    _call(MODELS["bernoulli"].sample, n, np.random.default_rng(0))
