@@ -45,10 +45,11 @@ def learning_curves(history, path):
     """Train and test loss (-ELBO, nats per example) against the epoch."""
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = [r["epoch"] for r in history]
-    ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="train (-ELBO)")
+    style = "o-" if len(history) <= 30 else "-"
+    ax.plot(epochs, [r["train_loss"] for r in history], style, label="train (-ELBO)")
     test = [r["test_loss"] for r in history]
     if any(t is not None for t in test):
-        ax.plot(epochs, [np.nan if t is None else t for t in test], "s-", label="test (-ELBO, z sampled)")
+        ax.plot(epochs, [np.nan if t is None else t for t in test], style.replace("o", "s"), label="test (-ELBO, z sampled)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("nats per example")
     ax.set_title("Learning curves")
