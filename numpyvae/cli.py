@@ -151,7 +151,7 @@ def _meta(path):
 
 def cmd_evaluate(args):
     from .estimators import log_marginal
-    from .train import binarize_batch
+    from .datasets import binarize
     model = ckpt.load_model(args.checkpoint)
     meta = _meta(args.checkpoint)
     name = args.dataset or meta.get("dataset")
@@ -159,7 +159,7 @@ def cmd_evaluate(args):
         raise NumpyVAEError("--dataset: the checkpoint does not say which dataset it was trained on; name one")
     data = _load_data(name, args.data_dir or meta.get("data_dir"))
     rng = np.random.default_rng(args.seed)
-    x = binarize_batch(model.check_x(data.x_test, "x_test"), args.binarize or "none", np.random.default_rng([args.seed, 1]))
+    x = binarize(model.check_x(data.x_test, "x_test"), args.binarize or "none", np.random.default_rng([args.seed, 1]))
     elbo = np.concatenate([model.elbo(x[i:i + 1000], rng) for i in range(0, len(x), 1000)])
     print(f"{name} test set, {len(x)} images: -ELBO {-elbo.mean():.3f} nats per example (z sampled, k=1)")
     if args.k > 1:

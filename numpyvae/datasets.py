@@ -24,6 +24,7 @@ import numpy as np
 from .errors import DataError, InputError
 from .validate import as_float_array, check_choice, check_dtype, check_rng
 
+BINARIZE = ("none", "threshold", "dynamic")
 NAMES = ("digits", "mnist", "fashion-mnist", "binarized-mnist", "frey-face")
 SUBFOLDERS = {"mnist": ("mnist",), "fashion-mnist": ("fashion-mnist", "fashion_mnist"),
               "binarized-mnist": ("binarized_mnist", "binarized-mnist"), "frey-face": ("frey_face", "frey-face")}
@@ -214,14 +215,21 @@ def load_digits():
 # ---- binarization -------------------------------------------------------------------
 
 def binarize(x, mode="none", rng=None, threshold=0.5):
-    """none: x; threshold: (x > threshold); dynamic: a Bernoulli(x) draw from ``rng``."""
-    check_choice("mode", mode, ("none", "threshold", "dynamic"))
+    """Make x (values in [0, 1]) binary, keeping its shape and float dtype.
+
+    none      : x unchanged.
+    threshold : 1 where x > threshold, else 0 (a fixed binarization).
+    dynamic   : a fresh Bernoulli(x) draw from ``rng`` at every call; called
+                once per minibatch, every epoch sees a new binarization
+                (the scheme of Burda et al.'s IWAE experiments).
+    """
+    check_choice("mode", mode, BINARIZE)
     x = as_float_array("x", x, lo=0.0, hi=1.0)
     if mode == "none":
         return x
     if mode == "threshold":
         return (x > threshold).astype(x.dtype)
-    return (check_rng("rng", rng).random(x.shape) < x).astype(x.dtype)
+    return (check_rng("rng", rng).random(x.shape, dtype=x.dtype) < x).astype(x.dtype)
 
 
 # ---- load by name ---------------------------------------------------------------------

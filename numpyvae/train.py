@@ -16,21 +16,13 @@ import time
 
 import numpy as np
 
+from . import datasets
+from .datasets import BINARIZE
 from .errors import InputError, TrainingError
 from .estimators import ESTIMATORS
 from .optim import OPTIMIZERS
 from .validate import as_float_array, check_choice, check_positive_int
 
-BINARIZE = ("none", "threshold", "dynamic")
-
-
-def binarize_batch(x, mode, rng):
-    """none: x; threshold: x > 1/2; dynamic: a fresh Bernoulli(x) draw (IWAE's choice)."""
-    if mode == "none":
-        return x
-    if mode == "threshold":
-        return (x > 0.5).astype(x.dtype)
-    return (rng.random(x.shape, dtype=x.dtype) < x).astype(x.dtype)
 
 
 class Trainer:
@@ -71,7 +63,7 @@ class Trainer:
                            warmup_epochs=self.warmup_epochs, test_k=self.test_k, seed=int(seed))
         self.rng = np.random.default_rng(seed)
         # the test set is binarized once, by its own seeded generator, so every epoch sees the same one
-        self.x_test_used = None if self.x_test is None else binarize_batch(
+        self.x_test_used = None if self.x_test is None else datasets.binarize(
             self.x_test, self.binarize, np.random.default_rng([int(seed), 1]))
         self.progress = progress
         self.epoch, self.step, self.batch_index = 0, 0, 0
@@ -91,7 +83,7 @@ class Trainer:
 
     def train_step(self, xb):
         """One optimizer step on the batch xb; returns the loss (nats per example)."""
-        xb = binarize_batch(xb, self.binarize, self.rng)
+        xb = datasets.binarize(xb, self.binarize, self.rng)
         loss, grads = self.model.loss_and_grads(xb, rng=self.rng, estimator=self.estimator,
                                                 k=self.k, beta=self.beta_now())
         if not math.isfinite(loss):

@@ -5,7 +5,8 @@ import pytest
 
 from numpyvae import VAE, InputError, TrainingError
 from numpyvae import checkpoint as ckpt
-from numpyvae.train import Trainer, binarize_batch, write_history
+from numpyvae.datasets import binarize
+from numpyvae.train import Trainer, write_history
 
 
 def toy_data(n=120, d=16, seed=0):
@@ -80,9 +81,9 @@ def test_bad_trainer_arguments():
 def test_binarization_modes():
     rng = np.random.default_rng(0)
     x = np.full((2000, 3), 0.3, dtype=np.float32)
-    assert binarize_batch(x, "none", rng) is x
-    assert binarize_batch(x, "threshold", rng).sum() == 0
-    d = binarize_batch(x, "dynamic", rng)
+    assert binarize(x, "none", rng) is x
+    assert binarize(x, "threshold", rng).sum() == 0
+    d = binarize(x, "dynamic", rng)
     assert set(np.unique(d)) == {0.0, 1.0} and abs(d.mean() - 0.3) < 0.02
 
 
