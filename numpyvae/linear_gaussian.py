@@ -13,7 +13,8 @@ import math
 import numpy as np
 
 from .distributions import LOG2PI, gaussian_log_prob, kl_std_normal, std_normal_log_prob
-from .validate import InputError, as_float_array, check_positive_int, check_rng
+from .errors import InputError
+from .validate import as_float_array, check_positive_int, check_rng
 
 
 class LinearGaussian:
