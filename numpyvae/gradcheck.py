@@ -16,12 +16,12 @@ Run them in float64: in float32 the rounding error of f swamps the difference.
 
 The relative error of two gradient arrays a, b is
 
-    ||a - b|| / max(||a|| + ||b||, floor),     floor = 1e-4
+    ||a - b|| / max(||a|| + ||b||, floor),     floor = 1e-4 * max(1, |f|)
 
-A gradient whose norm is below the floor counts as zero: there the
-absolute error is what is compared (1e-7 * 1e-4 = 1e-11, the rounding
-noise of the stencil for |f| up to about 10).  A correct
-float64 backward gives < 1e-7.
+A gradient whose norm is below the floor counts as zero: there the absolute
+error is what is compared, 1e-7 * floor = 1e-11 * max(1, |f|), the size of
+the stencil's rounding noise (about 1e-16 * |f| / h).  A correct float64
+backward gives < 1e-7.
 """
 from dataclasses import dataclass
 
@@ -84,14 +84,14 @@ class Check:
                 f"ours {self.ours:.10g} vs expected {self.expected:.10g}")
 
 
-def compare(name, ours, expected):
+def compare(name, ours, expected, floor=FLOOR):
     """A Check of two gradient arrays, naming the entry where they differ most."""
     ours, expected = np.asarray(ours, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     if ours.shape != expected.shape:
         raise InputError(f"{name}: ours has shape {ours.shape}, expected {expected.shape}")
     idx = np.unravel_index(np.argmax(np.abs(ours - expected)), ours.shape) if ours.size else ()
     idx = tuple(int(i) for i in idx)
-    return Check(name, rel_error(ours, expected), idx,
+    return Check(name, rel_error(ours, expected, floor), idx,
                  float(ours[idx]) if ours.size else 0.0, float(expected[idx]) if ours.size else 0.0)
 
 
@@ -111,12 +111,13 @@ def check_layer(layer, x, rng, h=None):
         if hasattr(layer, p):
             analytic[p] = (getattr(layer, p), getattr(layer, "d" + p).copy())
     f = lambda: float(np.sum(layer.forward(x) * g))
-    return [compare(name, ours, numerical_gradient(f, arr, h)) for name, (arr, ours) in analytic.items()]
+    floor = FLOOR * max(1.0, abs(f()))
+    return [compare(name, ours, numerical_gradient(f, arr, h), floor) for name, (arr, ours) in analytic.items()]
 
 
 def check_function(f, grad, x, name="x", h=None):
     """Check grad (array) against the numerical gradient of the scalar f() w.r.t. x."""
-    return compare(name, grad, numerical_gradient(f, x, h))
+    return compare(name, grad, numerical_gradient(f, x, h), FLOOR * max(1.0, abs(f())))
 
 
 def surrogate_loss(model, x, eps, estimator, frozen, beta=1.0):
@@ -168,4 +169,5 @@ def check_model(model, x, eps, estimator="analytic", beta=1.0, h=None):
     grads = {name: g.copy() for name, g in grads.items()}
     frozen = freeze(model, x, eps, beta)
     f = lambda: surrogate_loss(model, x, eps, estimator, frozen, beta)
-    return [compare(name, grads[name], numerical_gradient(f, p, h)) for name, p in model.params.items()]
+    floor = FLOOR * max(1.0, abs(f()))
+    return [compare(name, grads[name], numerical_gradient(f, p, h), floor) for name, p in model.params.items()]
