@@ -1,104 +1,216 @@
-"""The download path, against a server on 127.0.0.1 (never the internet)."""
-import gzip
+"""The download path, against a server on 127.0.0.1 (never the internet): NUMPYVAE_MIRROR points at it."""
 import http.server
-import os
 import threading
-from pathlib import Path
+import time
 
 import numpy as np
 import pytest
 
+from datasets_helpers import fake_mnist, files_under, isolated, real_data_dir, sha256  # noqa: F401
 from numpyvae import DataError
 from numpyvae import datasets as ds
+from numpyvae import download as dl
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "frey_face" / "frey_rawface.mat"
+MNIST_CACHED = sorted(f"mnist/{s.remote}" for s in ds.FILES["mnist"])
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    files = {}          # url path -> bytes
-    mode = "good"       # "good", "truncated" or "corrupt"
+def same(ours, expected):
+    assert ours == expected, f"ours {ours!r} vs expected {expected!r}"
 
-    def do_GET(self):
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        length = len(body)
-        if self.mode == "truncated":
-            body = body[: length // 2]           # promise the whole file, send half, hang up
-        elif self.mode == "corrupt":
-            body = body[:100] + bytes([body[100] ^ 0xFF]) + body[101:]
-        self.send_response(200)
-        self.send_header("Content-Length", str(length))
-        self.end_headers()
-        self.wfile.write(body)
 
-    def log_message(self, *args):
-        pass
+class Server:
+    """A local HTTP server: ``files`` maps URL paths to bodies, ``mode`` says how to misbehave."""
+
+    def __init__(self):
+        self.files, self.mode, self.requests = {}, "good", []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                if server.mode == "slow":
+                    time.sleep(1.0)
+                length = len(body)
+                if server.mode in ("truncated", "cut-no-length"):
+                    body = body[: length // 2]             # send half, then hang up
+                elif server.mode == "corrupt":
+                    body = body[:40] + bytes([body[40] ^ 0x01]) + body[41:]
+                self.send_response(200)
+                if server.mode != "cut-no-length":
+                    self.send_header("Content-Length", str(length))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:                            # the client gave up (timeout test)
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 @pytest.fixture
-def server(monkeypatch, tmp_path):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("NUMPYVAE_MIRROR", f"http://127.0.0.1:{srv.server_address[1]}")
-    monkeypatch.setenv("NUMPYVAE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("NUMPYVAE_DATA", raising=False)
-    Handler.mode = "good"
-    yield Handler
-    srv.shutdown()
-    srv.server_close()
+def server(isolated, monkeypatch):
+    srv = Server()
+    monkeypatch.setenv("NUMPYVAE_MIRROR", srv.url)
+    yield srv
+    srv.close()
 
 
-def fake_binarized_mnist(monkeypatch):
-    """Small stand-in .amat files, with their checksums put in the table."""
-    import hashlib
-    rng = np.random.default_rng(0)
-    files = {}
-    for split in ("train", "valid", "test"):
-        rows = rng.integers(0, 2, size=(20, 784))
-        text = "".join(" ".join(map(str, r)) + "\n" for r in rows).encode()
-        name = f"binarized_mnist_{split}.amat"
-        files[f"/binarized-mnist/{name}"] = text
-        monkeypatch.setitem(ds.CHECKSUMS, name, (hashlib.sha256(text).hexdigest(), "content"))
-    return files
+def serve_fake_mnist(server, monkeypatch):
+    files, arrays = fake_mnist(monkeypatch)
+    server.files = {f"/mnist/{remote}": blob for remote, blob in files.items()}
+    return arrays
 
 
-def cached_files(tmp_path):
-    root = tmp_path / "cache"
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+# ---- a good download ---------------------------------------------------------------------------
+
+def test_good_download_lands_in_the_cache_and_verifies(server, monkeypatch, isolated, capsys):
+    x_tr, y_tr, x_te, y_te = serve_fake_mnist(server, monkeypatch)
+    d = ds.load("mnist")
+    np.testing.assert_array_equal(d.x_test, x_te.reshape(len(x_te), -1).astype(np.float32) / np.float32(255))
+    np.testing.assert_array_equal(d.y_train, y_tr)
+    same(files_under(isolated / "cache"), MNIST_CACHED)
+    same(d.source, str(isolated / "cache" / "mnist"))
+    err = capsys.readouterr().err
+    assert "train-images-idx3-ubyte.gz [" in err and "100%" in err, f"ours {err!r} vs expected a progress bar"
+    served = len(server.requests)
+    same(served, 4)
+    server.files = {}                                      # the second time: from the cache, no request
+    same(ds.load("mnist").x_train.shape, d.x_train.shape)
+    same(len(server.requests), served)
 
 
-def test_good_download_lands_in_the_cache_and_verifies(server, monkeypatch, tmp_path, capsys):
-    server.files = fake_binarized_mnist(monkeypatch)
-    d = ds.load("binarized-mnist", progress=True)
-    assert d.x_train.shape == (20, 784)
-    assert cached_files(tmp_path) == [f"binarized_mnist/binarized_mnist_{s}.amat" for s in ("test", "train", "valid")]
-    assert "downloading binarized_mnist_train.amat" in capsys.readouterr().err
-    server.files = {}                                  # second time: from the cache, no server needed
-    assert ds.load("binarized-mnist").x_test.shape == (20, 784)
+def test_no_progress_output_when_progress_false(server, monkeypatch, capsys):
+    serve_fake_mnist(server, monkeypatch)
+    ds.load("mnist", progress=False)
+    same(capsys.readouterr().err, "")
 
 
-@pytest.mark.parametrize("mode, match", [("truncated", "truncated|download failed"), ("corrupt", "sha256 mismatch")])
-def test_bad_download_leaves_nothing_behind(server, monkeypatch, tmp_path, mode, match):
-    server.files = fake_binarized_mnist(monkeypatch)
+def test_download_false_never_contacts_the_server(server, monkeypatch, isolated):
+    serve_fake_mnist(server, monkeypatch)
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte \(or train-images-idx3-ubyte.gz\) not found") as exc:
+        ds.load("mnist", isolated / "elsewhere", download=False)
+    for where in (str(isolated / "elsewhere" / "mnist"), str(isolated / "cache" / "mnist"), "download=False"):
+        assert where in str(exc.value), f"ours {exc.value} vs expected it to name {where}"
+    same(server.requests, [])
+
+
+# ---- bad downloads leave nothing behind -------------------------------------------------------------
+
+@pytest.mark.parametrize("mode, match", [
+    ("truncated", r"/mnist/train-images-idx3-ubyte.gz: download truncated: expected \d+ bytes, got \d+"),
+    ("corrupt", r"/mnist/train-images-idx3-ubyte.gz: (sha256 mismatch, expected [0-9a-f]{64}, got [0-9a-f]{64}"
+                r"|.*corrupt or truncated gzip)"),
+    ("cut-no-length", r"/mnist/train-images-idx3-ubyte.gz: .*(corrupt or truncated gzip|sha256 mismatch)"),
+])
+def test_bad_download_raises_and_leaves_nothing_behind(server, monkeypatch, isolated, mode, match):
+    serve_fake_mnist(server, monkeypatch)
     server.mode = mode
-    with pytest.raises(DataError, match=match):
-        ds.load("binarized-mnist", progress=False)
-    assert cached_files(tmp_path) == []
+    with pytest.raises(DataError, match=match) as exc:
+        ds.load("mnist", progress=False)
+    assert server.url in str(exc.value), f"ours {exc.value} vs expected the URL in it"
+    same(files_under(isolated / "cache"), [])
 
 
-def test_missing_file_on_the_server(server, tmp_path):
-    server.files = {}
-    with pytest.raises(DataError, match="download failed .*404"):
-        ds.load("binarized-mnist", progress=False)
-    assert cached_files(tmp_path) == []
+def test_corrupt_plain_download_reports_the_checksums(server, monkeypatch, isolated):
+    """A flipped byte in a file served plain (no gzip CRC to catch it first): the sha256 check must."""
+    content = b"plain file content " * 100
+    spec = ds.FileSpec("frey_rawface.mat", "frey_rawface.mat", sha256(content))
+    monkeypatch.setitem(ds.FILES, "frey-face", (spec,))
+    server.files = {"/frey_face/frey_rawface.mat": content}
+    server.mode = "corrupt"
+    with pytest.raises(DataError) as exc:
+        ds.load("frey-face", progress=False)
+    got = sha256(content[:40] + bytes([content[40] ^ 1]) + content[41:])
+    same(str(exc.value), f"{server.url}/frey_face/frey_rawface.mat: sha256 mismatch, expected {spec.sha256}, "
+                         f"got {got} — the file is corrupt or not the frey-face file; the download was not kept; retry later")
+    same(files_under(isolated / "cache"), [])
 
 
-@pytest.mark.skipif(not SHARED.is_file(), reason="real datasets not found: place ../shared/data (see README)")
-def test_real_file_with_its_real_checksum(server, tmp_path):
-    server.files = {"/frey-face/frey_rawface.mat": SHARED.read_bytes()}
+def test_missing_file_on_the_server(server, isolated):
+    with pytest.raises(DataError, match=r"/mnist/train-images-idx3-ubyte.gz: download failed \(HTTP Error 404"):
+        ds.load("mnist", progress=False)
+    same(files_under(isolated / "cache"), [])
+
+
+def test_a_silent_server_times_out(server, monkeypatch, isolated):
+    serve_fake_mnist(server, monkeypatch)
+    server.mode = "slow"
+    monkeypatch.setattr(dl, "TIMEOUT", 0.2)
+    start = time.perf_counter()
+    with pytest.raises(DataError, match="download failed .*timed out"):
+        ds.load("mnist", progress=False)
+    assert time.perf_counter() - start < 5, "the timeout did not stop the download"
+    same(files_under(isolated / "cache"), [])
+
+
+def test_interrupted_download_leaves_nothing(tmp_path, server):
+    server.files = {"/f": b"x" * 1000}
+
+    def interrupt(tmp, url):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        dl.fetch([server.url + "/f"], tmp_path / "dl" / "f", interrupt, progress=False)
+    same(files_under(tmp_path / "dl"), [])
+
+
+# ---- URLs: the originals, the mirror, falling back -----------------------------------------------------
+
+def test_urls_of_the_original_locations_and_the_mirror(monkeypatch):
+    monkeypatch.delenv("NUMPYVAE_MIRROR", raising=False)
+    first = {name: ds.urls(name, ds.FILES[name][0])[0] for name in ds.FILES}
+    same(first, {
+        "mnist": "https://yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz",
+        "fashion-mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-images-idx3-ubyte.gz",
+        "binarized-mnist": "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/binarized_mnist_train.amat",
+        "frey-face": "https://www.cs.nyu.edu/~roweis/data/frey_rawface.mat"})
+    assert len(ds.urls("mnist", ds.FILES["mnist"][0])) > 1, "MNIST should have mirrors to fall back on"
+    monkeypatch.setenv("NUMPYVAE_MIRROR", "http://127.0.0.1:8000/data/")
+    same(ds.urls("binarized-mnist", ds.FILES["binarized-mnist"][2]),
+         ["http://127.0.0.1:8000/data/binarized_mnist/binarized_mnist_test.amat"])
+
+
+def test_falls_back_to_the_next_location(server, monkeypatch, isolated):
+    serve_fake_mnist(server, monkeypatch)
+    monkeypatch.delenv("NUMPYVAE_MIRROR")
+    monkeypatch.setitem(ds.BASE_URLS, "mnist", (f"{server.url}/gone/", f"{server.url}/mnist/"))
+    same(ds.load("mnist", progress=False).x_train.shape, (12, 784))
+    same(files_under(isolated / "cache"), MNIST_CACHED)
+    assert f"/gone/{ds.FILES['mnist'][0].remote}" in server.requests
+
+
+def test_all_locations_failing_names_each(server, monkeypatch, isolated):
+    monkeypatch.delenv("NUMPYVAE_MIRROR")
+    monkeypatch.setitem(ds.BASE_URLS, "mnist", (f"{server.url}/gone/", f"{server.url}/also-gone/"))
+    with pytest.raises(DataError, match="from any of 2 locations") as exc:
+        ds.load("mnist", progress=False)
+    for part in ("/gone/train-images", "/also-gone/train-images", "404"):
+        assert part in str(exc.value), f"ours {exc.value} vs expected it to mention {part}"
+    same(files_under(isolated / "cache"), [])
+
+
+# ---- a real file with its real checksum ----------------------------------------------------------------
+
+def test_real_frey_face_with_its_real_checksum(server, isolated):
+    if real_data_dir() is None:
+        pytest.skip("real datasets not found: set NUMPYVAE_DATA or place ../shared/data (see README)")
+    original = (real_data_dir() / "frey_face" / "frey_rawface.mat").read_bytes()
+    server.files = {"/frey_face/frey_rawface.mat": original}
     d = ds.load("frey-face", progress=False)
-    assert len(d.x_train) + len(d.x_valid) + len(d.x_test) == 1965
-    assert cached_files(tmp_path) == ["frey_face/frey_rawface.mat"]
+    same(len(d.x_train) + len(d.x_valid) + len(d.x_test), 1965)
+    same(files_under(isolated / "cache"), ["frey_face/frey_rawface.mat"])
+    assert (isolated / "cache" / "frey_face" / "frey_rawface.mat").read_bytes() == original
