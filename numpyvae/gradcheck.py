@@ -131,15 +131,14 @@ def surrogate_loss(model, x, eps, estimator, frozen, beta=1.0):
     """
     x = model.check_x(x)
     eps = eps[None] if eps.ndim == 2 else eps
-    K, B = eps.shape[:2]
-    mu, logvar = model.encode(x)
     if estimator == "score":
+        K, B = eps.shape[:2]
+        mu, logvar = model.encode(x)
         z = frozen["z"]
         log_px = model.log_px(x, model.decode(z.reshape(K * B, -1)).reshape(K, B, -1))
         log_q = dist.gaussian_log_prob(z, mu, logvar)
         return -float(np.mean(np.mean(log_px + frozen["f"] * log_q, axis=0)))
-    z, _ = dist.reparameterize(mu, logvar, eps)
-    log_px = model.log_px(x, model.decode(z.reshape(K * B, -1)).reshape(K, B, -1))
+    mu, logvar, z, _, log_px, _ = model.forward(x, eps)
     if estimator == "stl":
         return -float(np.mean(log_weights(log_px, z, frozen["mu"], frozen["logvar"], beta).mean(axis=0)))
     return -float(np.mean(ESTIMATORS[estimator](log_px, z, mu, logvar, beta).elbo))
@@ -148,11 +147,7 @@ def surrogate_loss(model, x, eps, estimator, frozen, beta=1.0):
 def freeze(model, x, eps, beta=1.0):
     """Values at the current parameters that ``surrogate_loss`` holds fixed."""
     x = model.check_x(x)
-    eps = eps[None] if eps.ndim == 2 else eps
-    K, B = eps.shape[:2]
-    mu, logvar = model.encode(x)
-    z, _ = dist.reparameterize(mu, logvar, eps)
-    log_px = model.log_px(x, model.decode(z.reshape(K * B, -1)).reshape(K, B, -1))
+    mu, logvar, z, _, log_px, _ = model.forward(x, eps[None] if eps.ndim == 2 else eps)
     return {"mu": mu.copy(), "logvar": logvar.copy(), "z": z.copy(),
             "f": log_weights(log_px, z, mu, logvar, beta)}
 

@@ -113,6 +113,18 @@ class VAE:
         """Decoder output -> the mean of p(x|z) (sigmoid of logits, or the Gaussian mean)."""
         return sigmoid(out) if self.likelihood == "bernoulli" else out[..., :self.x_dim]
 
+    def forward(self, x, eps):
+        """The forward pass for a checked batch x (B, D) and noise eps (K, B, Z).
+
+        Returns mu, logvar (B, Z); z (K, B, Z); the decoder output out (K, B, D or 2D);
+        log_px = log p(x|z) (K, B); and the reparameterization's cache.
+        """
+        K, B = eps.shape[:2]
+        mu, logvar = self.encode(x)
+        z, rcache = dist.reparameterize(mu, logvar, eps)           # derivations/06-reparameterization.md
+        out = self.decode(z.reshape(K * B, self.z_dim)).reshape(K, B, -1)
+        return mu, logvar, z, out, self.log_px(x, out), rcache
+
     def draw_eps(self, rng, k, batch):
         """eps ~ N(0, I) of shape (k, batch, Z) in the model dtype, from ``rng``."""
         return rng.standard_normal((k, batch, self.z_dim), dtype=self.dtype)
@@ -145,11 +157,7 @@ class VAE:
                 raise InputError(f"eps: expected shape ({B}, {self.z_dim}) or (k, {B}, {self.z_dim}), got {eps.shape}")
         K = eps.shape[0]
 
-        # forward
-        mu, logvar = self.encode(x)
-        z, rcache = dist.reparameterize(mu, logvar, eps)           # derivations/06-reparameterization.md
-        out = self.decode(z.reshape(K * B, self.z_dim)).reshape(K, B, -1)
-        log_px = self.log_px(x, out)                                 # (K, B)
+        mu, logvar, z, out, log_px, rcache = self.forward(x, eps)
         est = est_fn(log_px, z, mu, logvar, float(beta))
         loss = -float(np.mean(est.elbo))
 
@@ -179,12 +187,10 @@ class VAE:
     def elbo(self, x, rng, estimator="analytic", k=1):
         """Per-example ELBO (or IWAE bound) (B,), with z sampled from q (no backward)."""
         x = self.check_x(x)
+        est_fn = ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)]
         eps = self.draw_eps(check_rng("rng", rng), check_positive_int("k", k), x.shape[0])
-        mu, logvar = self.encode(x)
-        z, _ = dist.reparameterize(mu, logvar, eps)
-        K, B = eps.shape[:2]
-        out = self.decode(z.reshape(K * B, self.z_dim)).reshape(K, B, -1)
-        return ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)](self.log_px(x, out), z, mu, logvar).elbo
+        mu, logvar, z, _, log_px, _ = self.forward(x, eps)
+        return est_fn(log_px, z, mu, logvar).elbo
 
     def reconstruct(self, x, rng=None):
         """Mean of p(x|z) at z = mu (rng None) or at one sample z ~ q(z|x)."""
