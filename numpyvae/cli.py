@@ -150,7 +150,7 @@ def _meta(path):
 
 
 def cmd_evaluate(args):
-    from .estimators import log_marginal
+    from .estimators import active_units, log_marginal
     from .datasets import binarize
     model = ckpt.load_model(args.checkpoint)
     meta = _meta(args.checkpoint)
@@ -168,6 +168,8 @@ def cmd_evaluate(args):
     if args.log_marginal:
         lm = log_marginal(model, x, k=args.log_marginal, rng=rng)
         print(f"importance-sampled -log p(x), k={args.log_marginal}: {-lm.mean():.3f} nats per example")
+    active, _ = active_units(model, x)
+    print(f"active units (Cov_x(E_q[z_j]) > 1e-2): {active} of {model.z_dim}")
     return 0
 
 

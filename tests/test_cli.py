@@ -25,7 +25,7 @@ def test_train_writes_history_checkpoint_and_plots(tmp_path, capsys):
 
     assert main(["evaluate", str(tmp_path / "checkpoint.npz"), "-k", "5"]) == 0
     out = capsys.readouterr().out
-    assert "digits test set" in out and "IWAE bound, k=5" in out
+    assert "digits test set" in out and "IWAE bound, k=5" in out and "active units" in out
 
     assert main(["sample", str(tmp_path / "checkpoint.npz"), "--out", str(tmp_path / "s.png"), "--n", "16"]) == 0
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
