@@ -147,6 +147,7 @@ class VAE:
         """
         x = self.check_x(x)
         est_fn = ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)]
+        beta = float(as_float_array("beta", beta, ndim=0, lo=0.0))
         B = x.shape[0]
         if eps is None:
             eps = self.draw_eps(check_rng("rng", rng), check_positive_int("k", k), B)
@@ -158,7 +159,7 @@ class VAE:
         K = eps.shape[0]
 
         mu, logvar, z, out, log_px, rcache = self.forward(x, eps)
-        est = est_fn(log_px, z, mu, logvar, float(beta))
+        est = est_fn(log_px, z, mu, logvar, beta)
         loss = -float(np.mean(est.elbo))
 
         # backward: loss = -(1/B) sum_b elbo_b, so every partial is scaled by -1/B
@@ -174,7 +175,7 @@ class VAE:
         dmu, dlogvar = dist.reparameterize_backward(dz, rcache)     # reparameterization
         dmu += s * est.dmu                                           # direct terms (KL, or log q)
         dlogvar += s * est.dlogvar
-        dlogvar *= self._enc_mask
+        dlogvar *= self._enc_mask                                    # logvar was clipped: no gradient outside
         self.encoder.backward(np.concatenate([dmu, dlogvar], axis=1))   # encoder
         return loss, self.grads()
 

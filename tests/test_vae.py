@@ -121,6 +121,8 @@ def test_bad_arguments_are_refused():
         m.loss_and_grads(x)
     with pytest.raises(InputError, match="eps: expected shape"):
         m.loss_and_grads(x, eps=np.zeros((3, 2)))
+    with pytest.raises(InputError, match="beta"):
+        m.loss_and_grads(x, rng=np.random.default_rng(0), beta=float("nan"))
     with pytest.raises(InputError, match="k"):
         m.loss_and_grads(x, rng=np.random.default_rng(0), k=0)
     with pytest.raises(InputError, match="likelihood"):
