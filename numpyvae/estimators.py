@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validate import check_positive_int, check_rng
+from .errors import InputError
+from .validate import as_float_array, check_positive_int, check_rng
 from .distributions import reparameterize, gaussian_log_prob, gaussian_log_prob_grads, kl_std_normal, kl_std_normal_grads, std_normal_log_prob
 
 
@@ -45,6 +46,17 @@ class Estimate:
     reparameterized: bool = True
 
 
+def _checked(log_px, z, mu, logvar):
+    """Refuse inputs that are not finite arrays of shapes (K, B), (K, B, Z), (B, Z), (B, Z)."""
+    log_px, z, mu, logvar = (as_float_array(n, a) for n, a in
+                             (("log_px", log_px), ("z", z), ("mu", mu), ("logvar", logvar)))
+    if (log_px.ndim != 2 or z.ndim != 3 or z.shape[:2] != log_px.shape
+            or mu.shape != z.shape[1:] or logvar.shape != mu.shape):
+        raise InputError(f"log_px, z, mu, logvar: expected shapes (K, B), (K, B, Z), (B, Z), (B, Z), got "
+                         f"{log_px.shape}, {z.shape}, {mu.shape}, {logvar.shape}")
+    return log_px, z, mu, logvar
+
+
 def log_weights(log_px, z, mu, logvar, beta=1.0):
     """f_k = log p(x|z_k) + beta [log p(z_k) - log q(z_k|x)], shape (K, B).  Seed eq. (4*)."""
     return log_px + beta * (std_normal_log_prob(z) - gaussian_log_prob(z, mu, logvar))
@@ -63,6 +75,7 @@ def _log_ratio_grads(z, mu, logvar):
 
 def analytic(log_px, z, mu, logvar, beta=1.0):
     """Estimator B of Kingma & Welling: mean_k log p(x|z_k) - beta KL(q || N(0, I)).  Eq. (7*)."""
+    log_px, z, mu, logvar = _checked(log_px, z, mu, logvar)
     K = log_px.shape[0]
     kl = kl_std_normal(mu, logvar)
     dkl_dmu, dkl_dlogvar = kl_std_normal_grads(mu, logvar)
@@ -77,6 +90,7 @@ def mc(log_px, z, mu, logvar, beta=1.0):
     mu and logvar reach the objective twice: through z (the model's chain
     rule) and directly through log q (``dmu``, ``dlogvar`` here).
     """
+    log_px, z, mu, logvar = _checked(log_px, z, mu, logvar)
     K = log_px.shape[0]
     dg_dz, dg_dmu, dg_dlogvar = _log_ratio_grads(z, mu, logvar)
     w = beta / K
@@ -111,6 +125,7 @@ def iwae(log_px, z, mu, logvar, beta=1.0):
     normalised importance weight w_k = exp(f_k) / sum_j exp(f_j).
     derivations/08-iwae.md
     """
+    log_px, z, mu, logvar = _checked(log_px, z, mu, logvar)
     K = log_px.shape[0]
     f = log_weights(log_px, z, mu, logvar, beta)
     elbo = _logsumexp(f, axis=0) - math.log(K)
@@ -130,6 +145,7 @@ def score(log_px, z, mu, logvar, beta=1.0):
     gradient (derivations/06-reparameterization.md measures it).  The
     decoder still gets mean_k grad log p(x|z_k).  ``elbo`` is the mc value.
     """
+    log_px, z, mu, logvar = _checked(log_px, z, mu, logvar)
     K = log_px.shape[0]
     f = log_weights(log_px, z, mu, logvar, beta)
     dq_dmu, dq_dlogvar = gaussian_log_prob_grads(z, mu, logvar)   # grad of log q(z_k|x)

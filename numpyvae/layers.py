@@ -7,6 +7,7 @@ A layer with parameters stores their gradients beside them: ``W`` and ``dW``,
 """
 import numpy as np
 
+from .errors import InputError
 from .validate import as_float_array, check_choice, check_dtype, check_positive_int, check_rng
 
 INITS = ("glorot", "normal")
@@ -38,6 +39,8 @@ class Linear:
 
     def forward(self, x):
         """x: (N, D_in) -> out: (N, D_out)."""
+        if getattr(x, "ndim", 0) != 2 or x.shape[1] != self.W.shape[0]:
+            raise InputError(f"x: expected shape (N, {self.W.shape[0]}), got {getattr(x, 'shape', type(x).__name__)}")
         self.x = x
         out = x @ self.W
         out += self.b

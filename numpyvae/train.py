@@ -84,11 +84,17 @@ class Trainer:
     def train_step(self, xb):
         """One optimizer step on the batch xb; returns the loss (nats per example)."""
         xb = datasets.binarize(xb, self.binarize, self.rng)
-        loss, grads = self.model.loss_and_grads(xb, rng=self.rng, estimator=self.estimator,
-                                                k=self.k, beta=self.beta_now())
+        where = f"at step {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch_index + 1})"
+        advice = "lower the learning rate or check the data"
+        try:
+            # overflow shows up as a non-finite loss, reported below with the step named
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss, grads = self.model.loss_and_grads(xb, rng=self.rng, estimator=self.estimator,
+                                                        k=self.k, beta=self.beta_now())
+        except InputError as exc:   # the data were checked up front: a NaN/inf arose inside the network
+            raise TrainingError(f"training diverged {where}: {exc}; {advice}") from exc
         if not math.isfinite(loss):
-            raise TrainingError(f"loss became {loss} at step {self.step + 1} (epoch {self.epoch + 1}, "
-                                f"batch {self.batch_index + 1}); lower the learning rate or check the data")
+            raise TrainingError(f"loss became {loss} {where}; {advice}")
         self.optimizer.step(grads)
         self.step += 1
         return loss

@@ -58,3 +58,40 @@ def test_eps_on_random_arrays(eps):
 @given(n=st.one_of(st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=2)))
 def test_sample_counts(n):
     _call(MODELS["bernoulli"].sample, n, np.random.default_rng(0))
+
+
+from numpyvae import distributions as dist          # noqa: E402
+from numpyvae import estimators as est              # noqa: E402
+
+KERNELS = {
+    "bernoulli_log_prob": lambda a, b, c: dist.bernoulli_log_prob(a, b),
+    "bernoulli_log_prob_grad": lambda a, b, c: dist.bernoulli_log_prob_grad(a, b),
+    "gaussian_log_prob": dist.gaussian_log_prob,
+    "gaussian_log_prob_grads": dist.gaussian_log_prob_grads,
+    "kl_std_normal": lambda a, b, c: dist.kl_std_normal(a, b),
+    "reparameterize": lambda a, b, c: dist.reparameterize(a, b, c)[0],
+    "std_normal_log_prob": lambda a, b, c: dist.std_normal_log_prob(a),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+@given(a=random_arrays, b=random_arrays, c=random_arrays)
+def test_distribution_kernels_on_random_arrays(name, a, b, c):
+    with np.errstate(over="ignore"):          # huge finite inputs may overflow to inf: that must not pass silently
+        try:
+            result = KERNELS[name](a, b, c)
+        except NumpyVAEError:
+            return
+    for r in (result if isinstance(result, tuple) else (result,)):
+        assert not np.any(np.isnan(r)), f"{name}: NaN returned silently"
+
+
+@pytest.mark.parametrize("name", sorted(est.ESTIMATORS))
+@given(log_px=random_arrays, z=random_arrays, mu=random_arrays)
+def test_estimators_on_random_arrays(name, log_px, z, mu):
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            out = est.ESTIMATORS[name](log_px, z, mu, mu)
+        except NumpyVAEError:
+            return
+    assert out.elbo.shape == np.shape(log_px)[1:]

@@ -58,11 +58,19 @@ def test_kl_warmup_rises_linearly_to_beta():
     assert hist[1]["beta"] == hist[2]["beta"] == 0.5
 
 
-def test_nan_loss_stops_with_the_step_named():
+def test_nan_stops_with_the_step_named():
     t = make(lr=1e-3)
     t.model.params["encoder.0.W"][0, 0] = np.nan
-    with pytest.raises(TrainingError, match=r"loss became nan at step 1 \(epoch 1, batch 1\)"):
+    with pytest.raises(TrainingError, match=r"diverged at step 1 \(epoch 1, batch 1\): mu: expected finite"):
         t.run(1)
+
+
+def test_infinite_loss_stops_with_the_step_named():
+    t = make(lr=1e-3)
+    t.run(1)
+    t.model.params["decoder.1.b"][...] = -np.float32(3e38)     # logits overflow to -inf in float32
+    with pytest.raises(TrainingError, match=r"at step 8 \(epoch 2, batch 1\)"):
+        t.run(2)
 
 
 def test_bad_trainer_arguments():
