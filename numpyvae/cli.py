@@ -22,13 +22,15 @@ from .optim import OPTIMIZERS
 from .train import BINARIZE, Trainer, write_history
 from .vae import VAE
 
-# Defaults per dataset: (hidden, z_dim, likelihood, epochs, batch_size)
+# Defaults per dataset: hidden sizes, z_dim, likelihood (and the Gaussian
+# decoder's mean), epochs, batch_size.
 DEFAULTS = {
     "digits": dict(hidden=[128], z_dim=2, likelihood="bernoulli", epochs=150, batch_size=32),
     "mnist": dict(hidden=[400], z_dim=20, likelihood="bernoulli", epochs=10, batch_size=128),
     "fashion-mnist": dict(hidden=[400], z_dim=20, likelihood="bernoulli", epochs=10, batch_size=128),
     "binarized-mnist": dict(hidden=[400], z_dim=20, likelihood="bernoulli", epochs=10, batch_size=128),
-    "frey-face": dict(hidden=[200], z_dim=2, likelihood="gaussian", epochs=100, batch_size=100),
+    "frey-face": dict(hidden=[200], z_dim=2, likelihood="gaussian", gaussian_mean="sigmoid", epochs=300,
+                      batch_size=100),
 }
 
 
@@ -42,6 +44,8 @@ def build_parser():
     t.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default per dataset)")
     t.add_argument("--z-dim", type=int, help="latent dimension")
     t.add_argument("--likelihood", choices=["bernoulli", "gaussian"])
+    t.add_argument("--gaussian-mean", choices=["identity", "sigmoid"],
+                   help="the Gaussian decoder's mean: raw output, or squashed into (0, 1) (default per dataset)")
     t.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     t.add_argument("--init", choices=["glorot", "normal"], default="glorot")
     t.add_argument("--estimator", choices=sorted(ESTIMATORS), default="analytic")
@@ -98,9 +102,11 @@ def cmd_train(args):
     else:
         d = DEFAULTS[args.dataset]
         data = _load_data(args.dataset, args.data_dir, not args.no_progress)
+        likelihood = args.likelihood or d["likelihood"]
+        gaussian_mean = args.gaussian_mean or (d.get("gaussian_mean", "identity") if likelihood == "gaussian" else "identity")
         model = VAE(data.x_dim, args.hidden or d["hidden"], args.z_dim or d["z_dim"],
-                    likelihood=args.likelihood or d["likelihood"], activation=args.activation,
-                    init=args.init, dtype=np.dtype(args.dtype).type, seed=args.seed)
+                    likelihood=likelihood, activation=args.activation, init=args.init,
+                    dtype=np.dtype(args.dtype).type, seed=args.seed, gaussian_mean=gaussian_mean)
         trainer = Trainer(model, data.x_train, data.x_test, optimizer=args.optimizer, lr=args.lr,
                           batch_size=args.batch_size or d["batch_size"], estimator=args.estimator,
                           k=args.k, binarize=args.binarize, beta=args.beta, warmup_epochs=args.warmup_epochs,

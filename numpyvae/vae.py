@@ -20,6 +20,9 @@ from .mlp import MLP
 from .validate import as_float_array, check_choice, check_dtype, check_positive_int, check_rng
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+# the Gaussian decoder's mean: the raw output, or squashed into (0, 1) by a
+# sigmoid as Kingma & Welling do for Frey Face (grey levels live in [0, 1]).
+GAUSSIAN_MEANS = ("identity", "sigmoid")
 # log-variances are clipped to this range (gradient zero outside) so that
 # exp(logvar) stays finite even for absurd network outputs.
 LOGVAR_LIMIT = 30.0
@@ -40,6 +43,8 @@ class VAE:
     z_dim      : latent dimension Z.
     likelihood : "bernoulli" (decoder outputs D logits; data in [0, 1]) or
                  "gaussian" (decoder outputs D means then D log-variances).
+    gaussian_mean : "identity" (mean = raw output) or "sigmoid" (mean =
+                 sigmoid(raw output), in (0, 1)); Gaussian likelihood only.
     activation : "relu", "leaky_relu", "tanh", "sigmoid" or "softplus".
     init       : "glorot" or "normal" (N(0, 0.01^2), Kingma & Welling).
     dtype      : np.float32 (fast) or np.float64 (gradient checks).
@@ -51,14 +56,18 @@ class VAE:
     """
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu",
-                 init="glorot", dtype=np.float32, seed=0):
+                 init="glorot", dtype=np.float32, seed=0, gaussian_mean="identity"):
         x_dim, z_dim = check_positive_int("x_dim", x_dim), check_positive_int("z_dim", z_dim)
         hidden = [hidden] if isinstance(hidden, (int, np.integer)) else list(hidden)
         hidden = [check_positive_int(f"hidden[{i}]", h) for i, h in enumerate(hidden)]
         self.likelihood = check_choice("likelihood", likelihood, LIKELIHOODS)
+        self.gaussian_mean = check_choice("gaussian_mean", gaussian_mean, GAUSSIAN_MEANS)
+        if likelihood == "bernoulli" and gaussian_mean != "identity":
+            raise InputError(f"gaussian_mean: {gaussian_mean!r} needs likelihood='gaussian'")
         self.dtype = check_dtype("dtype", dtype)
         self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood,
-                           activation=activation, init=init, dtype=np.dtype(self.dtype).name)
+                           activation=activation, init=init, dtype=np.dtype(self.dtype).name,
+                           gaussian_mean=gaussian_mean)
         self.x_dim, self.z_dim = x_dim, z_dim
         rng = np.random.default_rng(seed)
         out_dim = x_dim if likelihood == "bernoulli" else 2 * x_dim
@@ -92,8 +101,11 @@ class VAE:
         """z: (N, Z) -> the decoder output (N, D) logits or (N, 2D) [mean | logvar]."""
         out = self.decoder.forward(z)
         if self.likelihood == "gaussian":
+            mean = out[:, :self.x_dim]
+            if self.gaussian_mean == "sigmoid":
+                mean = sigmoid(mean)
             logvar, self._dec_mask = _clip_logvar(out[:, self.x_dim:])
-            out = np.concatenate([out[:, :self.x_dim], logvar], axis=1)
+            out = np.concatenate([mean, logvar], axis=1)
         return out
 
     def log_px(self, x, out):
@@ -106,7 +118,10 @@ class VAE:
         """d log p(x|z) / d out, same shape as out."""
         if self.likelihood == "bernoulli":
             return dist.bernoulli_log_prob_grad(x, out)
-        dmean, dlogvar = dist.gaussian_log_prob_grads(x, out[..., :self.x_dim], out[..., self.x_dim:])
+        mean = out[..., :self.x_dim]
+        dmean, dlogvar = dist.gaussian_log_prob_grads(x, mean, out[..., self.x_dim:])
+        if self.gaussian_mean == "sigmoid":
+            dmean *= mean * (1 - mean)                               # d sigmoid(a)/da = s (1 - s)
         return np.concatenate([dmean, dlogvar * self._dec_mask.reshape(dlogvar.shape)], axis=-1)
 
     def mean_image(self, out):

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from datasets_helpers import SKIP_REAL, real_data_dir
 from numpyvae import checkpoint as ckpt
 from numpyvae.cli import main
 
@@ -76,3 +77,26 @@ def test_bad_command_line_input(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["train", "--batch-size", "100000", "--out", str(tmp_path), "--no-progress"]) == 2
     assert "batch_size: expected at most" in capsys.readouterr().err
+
+
+def test_frey_face_trains_with_a_sigmoid_gaussian_mean(tmp_path, capsys):
+    pytest.importorskip("scipy", reason="frey-face needs scipy: pip install 'numpyvae[frey]'")
+    data_dir = real_data_dir()
+    if data_dir is None:
+        pytest.skip(SKIP_REAL)
+    args = ["train", "--dataset", "frey-face", "--data-dir", str(data_dir), "--epochs", "2",
+            "--out", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    model = ckpt.load_model(tmp_path / "checkpoint.npz")
+    assert (model.likelihood, model.gaussian_mean) == ("gaussian", "sigmoid"), model.config
+    samples = model.sample(8, np.random.default_rng(0))
+    assert np.all((samples > 0) & (samples < 1)), f"ours {samples.min()}..{samples.max()} vs expected within (0, 1)"
+
+
+def test_gaussian_mean_option_reaches_the_model(tmp_path):
+    args = ["train", "--likelihood", "gaussian", "--gaussian-mean", "sigmoid", "--epochs", "1",
+            "--out", str(tmp_path), "--no-progress", "--no-plots"]
+    assert main(args) == 0
+    assert ckpt.load_model(tmp_path / "checkpoint.npz").config["gaussian_mean"] == "sigmoid"
+    bad = ["train", "--gaussian-mean", "sigmoid", "--epochs", "1", "--out", str(tmp_path), "--no-progress"]
+    assert main(bad) == 2                                   # digits default to Bernoulli: refused, named

@@ -7,7 +7,9 @@ from hypothesis.extra.numpy import array_shapes, arrays
 from numpyvae import VAE, NumpyVAEError
 from numpyvae.estimators import active_units, log_marginal
 
-MODELS = {lik: VAE(4, [3], 2, likelihood=lik, dtype=np.float64, seed=0) for lik in ("bernoulli", "gaussian")}
+MODELS = {"bernoulli": VAE(4, [3], 2, likelihood="bernoulli", dtype=np.float64, seed=0),
+          "gaussian": VAE(4, [3], 2, likelihood="gaussian", dtype=np.float64, seed=0),
+          "gaussian-sigmoid": VAE(4, [3], 2, likelihood="gaussian", gaussian_mean="sigmoid", dtype=np.float64, seed=0)}
 
 shapes = array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5)
 # hypothesis picks elements per dtype: NaN, inf, huge and tiny floats included

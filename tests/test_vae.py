@@ -9,8 +9,13 @@ from numpyvae.gradcheck import check_model
 TOL = 1e-7
 
 
-def small_model(likelihood="bernoulli", activation="tanh", hidden=(5,), z_dim=2, seed=0, x_dim=6):
-    return VAE(x_dim, list(hidden), z_dim, likelihood=likelihood, activation=activation, dtype=np.float64, seed=seed)
+def small_model(likelihood="bernoulli", activation="tanh", hidden=(5,), z_dim=2, seed=0, x_dim=6, gaussian_mean="identity"):
+    return VAE(x_dim, list(hidden), z_dim, likelihood=likelihood, activation=activation, dtype=np.float64, seed=seed,
+               gaussian_mean=gaussian_mean)
+
+
+# (likelihood, gaussian_mean) pairs a model can have
+DECODERS = [("bernoulli", "identity"), ("gaussian", "identity"), ("gaussian", "sigmoid")]
 
 
 def data_for(model, rng, batch):
@@ -21,16 +26,33 @@ def data_for(model, rng, batch):
 
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
 @pytest.mark.parametrize("k", [1, 5])
-@given(likelihood=st.sampled_from(["bernoulli", "gaussian"]), activation=st.sampled_from(["tanh", "softplus", "sigmoid"]),
+@given(decoder=st.sampled_from(DECODERS), activation=st.sampled_from(["tanh", "softplus", "sigmoid"]),
        hidden=st.lists(st.integers(1, 5), min_size=1, max_size=2), z_dim=st.integers(1, 3),
        batch=st.integers(1, 4), seed=st.integers(0, 10_000))
-def test_whole_model_gradient_check(estimator, k, likelihood, activation, hidden, z_dim, batch, seed):
+def test_whole_model_gradient_check(estimator, k, decoder, activation, hidden, z_dim, batch, seed):
     rng = np.random.default_rng(seed)
-    model = small_model(likelihood, activation, hidden, z_dim, seed)
+    model = small_model(decoder[0], activation, hidden, z_dim, seed, gaussian_mean=decoder[1])
     x = data_for(model, rng, batch)
     eps = rng.standard_normal((k, batch, z_dim))
     for c in check_model(model, x, eps, estimator):
-        assert c.error < TOL, f"{estimator}, k={k}: {c}"
+        assert c.error < TOL, f"{estimator}, k={k}, {decoder}: {c}"
+
+
+def test_sigmoid_gaussian_mean_is_the_squashed_decoder_output():
+    rng = np.random.default_rng(0)
+    m = small_model("gaussian", gaussian_mean="sigmoid")
+    z = rng.normal(size=(5, 2))
+    raw = m.decoder.forward(z)[:, :6].copy()
+    ours, expected = m.decode(z)[:, :6], 1 / (1 + np.exp(-raw))
+    i = np.unravel_index(np.argmax(np.abs(ours - expected)), ours.shape)
+    assert np.allclose(ours, expected, rtol=1e-12), f"at {i}: ours {ours[i]} vs expected {expected[i]}"
+    m.params["decoder.1.b"][:6] = 50.0                   # a raw mean far above 1 stays in (0, 1]
+    mean = m.sample(5, rng)
+    assert np.all((mean > 0) & (mean <= 1)), f"ours {mean.min()}..{mean.max()} vs expected within (0, 1]"
+    with pytest.raises(InputError, match="gaussian_mean"):
+        VAE(4, [3], 2, likelihood="bernoulli", gaussian_mean="sigmoid")
+    with pytest.raises(InputError, match="gaussian_mean"):
+        VAE(4, [3], 2, likelihood="gaussian", gaussian_mean="tanh")
 
 
 @pytest.mark.parametrize("estimator", ["analytic", "mc"])
