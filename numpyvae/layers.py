@@ -46,11 +46,15 @@ class Linear:
         out += self.b
         return out
 
-    def backward(self, dout):
-        """dout: (N, D_out) -> dx: (N, D_in); fills dW = x^T dout, db = sum_n dout."""
+    def backward(self, dout, need_dx=True):
+        """dout: (N, D_out) -> dx: (N, D_in); fills dW = x^T dout, db = sum_n dout.
+
+        need_dx=False skips dx (returns None): the data at the encoder's input
+        needs no gradient, and dx is the largest product of the backward pass.
+        """
         np.matmul(self.x.T, dout, out=self.dW)
         np.sum(dout, axis=0, out=self.db)
-        return dout @ self.W.T
+        return dout @ self.W.T if need_dx else None
 
 
 class ReLU:

@@ -34,8 +34,11 @@ class MLP:
             x = layer.forward(x)
         return x
 
-    def backward(self, dout):
-        """dout: (N, sizes[-1]) -> dx: (N, sizes[0]); fills every Linear's dW, db."""
-        for layer in reversed(self.layers):
+    def backward(self, dout, need_dx=True):
+        """dout: (N, sizes[-1]) -> dx: (N, sizes[0]); fills every Linear's dW, db.
+
+        need_dx=False: stop at the first Linear's weights and return None.
+        """
+        for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
-        return dout
+        return self.layers[0].backward(dout, need_dx)

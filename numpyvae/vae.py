@@ -191,7 +191,7 @@ class VAE:
         dmu += s * est.dmu                                           # direct terms (KL, or log q)
         dlogvar += s * est.dlogvar
         dlogvar *= self._enc_mask                                    # logvar was clipped: no gradient outside
-        self.encoder.backward(np.concatenate([dmu, dlogvar], axis=1))   # encoder
+        self.encoder.backward(np.concatenate([dmu, dlogvar], axis=1), need_dx=False)   # encoder (x needs no gradient)
         return loss, self.grads()
 
     def grads(self):

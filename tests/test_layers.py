@@ -55,6 +55,19 @@ def test_mlp_backward_matches_numerical(sizes, act, seed):
     assert_checks(checks)
 
 
+def test_mlp_backward_without_input_gradient_fills_the_same_weights():
+    rng = np.random.default_rng(0)
+    mlp = MLP([6, 5, 4], "tanh", rng=rng, dtype=np.float64)
+    x, g = rng.standard_normal((3, 6)), rng.standard_normal((3, 4))
+    mlp.forward(x)
+    assert mlp.backward(g).shape == x.shape
+    expected = [(lin.dW.copy(), lin.db.copy()) for lin in mlp.linears]
+    mlp.forward(x)
+    assert mlp.backward(g, need_dx=False) is None
+    for i, (lin, (dW, db)) in enumerate(zip(mlp.linears, expected)):
+        assert np.array_equal(lin.dW, dW) and np.array_equal(lin.db, db), f"linears[{i}]: ours {lin.dW} vs expected {dW}"
+
+
 def test_extreme_inputs_are_finite():
     x = np.array([-1e4, -50.0, 0.0, 50.0, 1e4])
     assert np.all(np.isfinite(sigmoid(x))) and np.all(np.isfinite(softplus(x)))
