@@ -124,10 +124,15 @@ def load_params(model, arrays, path="<arrays>"):
         raise CheckpointError(f"checkpoint {path!r}: parameters {sorted(extra)} are not in the model -- the architecture does not match")
 
 
+def _model_config(arrays, path):
+    """The VAE's constructor arguments; options added since version 1 get their defaults."""
+    return {"gaussian_mean": "identity", **_json(arrays, "model_config", path)}
+
+
 def load_model(path, model=None):
     """Build a VAE from a checkpoint (or fill ``model``, checking its architecture)."""
     arrays = read(path)
-    config = _json(arrays, "model_config", path)
+    config = _model_config(arrays, path)
     if model is None:
         try:
             model = VAE(**config)
@@ -162,4 +167,4 @@ def load_trainer_state(path, trainer):
 def trainer_config(path):
     """The Trainer arguments stored in a checkpoint (to rebuild it for resuming)."""
     arrays = read(path)
-    return _json(arrays, "model_config", path), _json(arrays, "trainer_config", path)
+    return _model_config(arrays, path), _json(arrays, "trainer_config", path)

@@ -1,3 +1,4 @@
+import json
 import os
 
 import numpy as np
@@ -24,6 +25,20 @@ def test_round_trip(saved):
     for name, p in model(seed=4).params.items():
         np.testing.assert_array_equal(loaded.params[name], p, err_msg=name)
     assert loaded.config == model().config
+
+
+def test_sigmoid_gaussian_mean_round_trips_and_older_checkpoints_default_to_identity(tmp_path):
+    m = model(seed=1, likelihood="gaussian", gaussian_mean="sigmoid")
+    ckpt.save_model(tmp_path / "g.npz", m)
+    assert ckpt.load_model(tmp_path / "g.npz").gaussian_mean == "sigmoid"
+    arrays = dict(np.load(tmp_path / "g.npz", allow_pickle=False))
+    config = json.loads(str(arrays["model_config"]))
+    del config["gaussian_mean"]                        # as written before the option existed
+    arrays["model_config"] = np.array(json.dumps(config))
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = ckpt.load_model(tmp_path / "old.npz")
+    assert old.gaussian_mean == "identity", f"ours {old.gaussian_mean!r} vs expected 'identity'"
+    ckpt.load_model(tmp_path / "old.npz", model(seed=1, likelihood="gaussian"))   # same architecture: accepted
 
 
 def test_no_temporary_files_left(saved):
