@@ -151,3 +151,24 @@ def test_bad_arguments_are_refused():
         VAE(4, [3], 2, likelihood="poisson")
     with pytest.raises(InputError, match="z_dim"):
         VAE(4, [3], 0)
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
+def test_float32_path_has_no_float64_upcasts(decoder, estimator):
+    from dataclasses import fields
+    from numpyvae.optim import Adam
+    rng = np.random.default_rng(0)
+    m = VAE(6, [5], 2, likelihood=decoder[0], gaussian_mean=decoder[1], dtype=np.float32, seed=0)
+    x = rng.uniform(size=(4, 6)).astype(np.float32)
+    eps = m.draw_eps(rng, 3, 4)
+    arrays = dict(zip(["mu", "logvar", "z", "out", "log_px"], m.forward(x, eps)[:5]))
+    est = ESTIMATORS[estimator](arrays["log_px"], arrays["z"], arrays["mu"], arrays["logvar"], 1.0)
+    arrays.update({f"est.{f.name}": getattr(est, f.name) for f in fields(est) if isinstance(getattr(est, f.name), np.ndarray)})
+    opt = Adam(m.params)
+    loss, grads = m.loss_and_grads(x, rng=rng, estimator=estimator, k=3)
+    opt.step(grads)
+    arrays.update({f"grad {n}": g for n, g in grads.items()})
+    arrays.update({f"param {n}": p for n, p in m.params.items()})
+    wrong = {name: a.dtype for name, a in arrays.items() if a.dtype != np.float32}
+    assert not wrong, f"ours {wrong} vs expected float32 everywhere"
