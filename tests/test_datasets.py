@@ -37,7 +37,8 @@ def test_digits_split_is_seeded_and_scaled():
     assert "CC BY 4.0" in d.license and "digits.csv.gz" in d.source
     x, _ = ds.load_digits()
     rows = {r.tobytes() for r in x}
-    assert all((r * 16).astype(np.uint8).tobytes() in rows for r in d.x_test[:20])   # values are pixel / 16
+    missing = [i for i, r in enumerate(d.x_test[:20]) if (r * 16).astype(np.uint8).tobytes() not in rows]
+    assert not missing, f"x_test rows {missing}: ours (times 16) vs expected a row of the digits file"   # pixel / 16
     np.testing.assert_array_equal(ds.load("digits").x_test, d.x_test)           # same seed, same split
     assert not np.array_equal(ds.load("digits", seed=1).x_test, d.x_test)
     d2 = ds.load("digits", n_valid=97, dtype=np.float64)

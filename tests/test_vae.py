@@ -73,7 +73,7 @@ def test_params_contract():
     loss, grads = m.loss_and_grads(np.zeros((2, 10)), rng=np.random.default_rng(0))
     assert list(grads) == list(m.params) and all(grads[n].shape == p.shape for n, p in m.params.items())
     m.params["decoder.0.b"][:] = 1.0                     # live arrays: the model sees the change
-    assert np.all(m.decoder.linears[0].b == 1.0)
+    assert np.all(m.decoder.linears[0].b == 1.0), f"ours {m.decoder.linears[0].b} vs expected all 1.0"
 
 
 def test_loss_is_negative_elbo_per_example():
@@ -99,14 +99,6 @@ def test_same_seed_same_numbers_and_eps_means_no_randomness():
     eps = np.random.default_rng(1).standard_normal((4, 2))
     m = small_model()
     assert m.loss_and_grads(x, eps=eps)[0] == m.loss_and_grads(x, eps=eps)[0]
-
-
-def test_float32_path_stays_float32():
-    m = VAE(6, [5], 2, dtype=np.float32)
-    x = np.random.default_rng(0).uniform(size=(4, 6)).astype(np.float32)
-    loss, grads = m.loss_and_grads(x, rng=np.random.default_rng(0), estimator="iwae", k=3)
-    assert all(g.dtype == np.float32 for g in grads.values())
-    assert np.isfinite(loss)
 
 
 def test_extreme_network_outputs_give_finite_loss_and_grads():
@@ -172,3 +164,4 @@ def test_float32_path_has_no_float64_upcasts(decoder, estimator):
     arrays.update({f"param {n}": p for n, p in m.params.items()})
     wrong = {name: a.dtype for name, a in arrays.items() if a.dtype != np.float32}
     assert not wrong, f"ours {wrong} vs expected float32 everywhere"
+    assert np.isfinite(loss), f"ours loss {loss} vs expected finite"
