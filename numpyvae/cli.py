@@ -20,7 +20,7 @@ from .estimators import ESTIMATORS
 from .layers import ACTIVATIONS
 from .optim import OPTIMIZERS
 from .train import BINARIZE, Trainer, write_history
-from .vae import VAE
+from .vae import GAUSSIAN_MEANS, LIKELIHOODS, VAE
 
 # Defaults per dataset: hidden sizes, z_dim, likelihood (and the Gaussian
 # decoder's mean), epochs, batch_size.
@@ -43,8 +43,8 @@ def build_parser():
     t.add_argument("--data-dir", help="folder holding the dataset files (else $NUMPYVAE_DATA, cache, download)")
     t.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default per dataset)")
     t.add_argument("--z-dim", type=int, help="latent dimension")
-    t.add_argument("--likelihood", choices=["bernoulli", "gaussian"])
-    t.add_argument("--gaussian-mean", choices=["identity", "sigmoid"],
+    t.add_argument("--likelihood", choices=LIKELIHOODS)
+    t.add_argument("--gaussian-mean", choices=GAUSSIAN_MEANS,
                    help="the Gaussian decoder's mean: raw output, or squashed into (0, 1) (default per dataset)")
     t.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     t.add_argument("--init", choices=["glorot", "normal"], default="glorot")
