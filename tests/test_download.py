@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from datasets_helpers import fake_mnist, files_under, isolated, real_data_dir, sha256  # noqa: F401
+from datasets_helpers import SKIP_REAL, fake_mnist, files_under, isolated, real_data_dir, sha256  # noqa: F401
 from numpyvae import DataError
 from numpyvae import datasets as ds
 from numpyvae import download as dl
@@ -205,10 +205,13 @@ def test_all_locations_failing_names_each(server, monkeypatch, isolated):
 
 # ---- a real file with its real checksum ----------------------------------------------------------------
 
+REAL_DATA = real_data_dir()     # looked up at import: the ``isolated`` fixture removes NUMPYVAE_DATA
+
+
 def test_real_frey_face_with_its_real_checksum(server, isolated):
-    if real_data_dir() is None:
-        pytest.skip("real datasets not found: set NUMPYVAE_DATA or place ../shared/data (see README)")
-    original = (real_data_dir() / "frey_face" / "frey_rawface.mat").read_bytes()
+    if REAL_DATA is None:
+        pytest.skip(SKIP_REAL)
+    original = (REAL_DATA / "frey_face" / "frey_rawface.mat").read_bytes()
     server.files = {"/frey_face/frey_rawface.mat": original}
     d = ds.load("frey-face", progress=False)
     same(len(d.x_train) + len(d.x_valid) + len(d.x_test), 1965)
