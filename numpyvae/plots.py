@@ -1,31 +1,42 @@
-"""Figures from a trained model and its history (matplotlib, Agg backend).
+"""Figures of a trained VAE and of its training history.
 
-Each function draws one figure and saves it as PNG atomically; they only
-read the model and the data, never change them.
+Every function draws on a fresh ``matplotlib.figure.Figure`` and returns it;
+nothing here touches pyplot's global state or chooses a backend.  So the
+same functions show inline in Jupyter (a returned Figure displays itself)
+and are written to disk by the command line with :func:`save_figure`.
+They only read the model and the data, never change them.
+
+Units: losses in nats per example; z in the latent space's own units (the
+prior p(z) = N(0, I) has standard deviation 1 along every axis).
 """
 import io
 import os
+from statistics import NormalDist
 
-import matplotlib
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from .errors import InputError
 
-from .checkpoint import atomic_write  # noqa: E402
-from .layers import sigmoid  # noqa: E402
+# nats per example: the unit of every loss the package reports
+NATS = "nats per example"
 
 
-def _save(fig, path):
+def save_figure(fig, path, dpi=110):
+    """Write ``fig`` as a PNG to ``path`` atomically (no half-written file); returns the path."""
+    from .checkpoint import atomic_write   # moves to numpyvae.fileio
+    if not isinstance(fig, Figure):
+        raise InputError(f"fig: expected a matplotlib Figure, got {type(fig).__name__}")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     atomic_write(path, buf.getvalue())
     return os.fspath(path)
 
 
 def image_grid(images, image_shape, n_cols):
-    """Tile images (N, h*w) into one (rows*h, n_cols*w) array with 1-pixel gaps."""
+    """Tile images (N, h*w) into one (rows*h + gaps, n_cols*w + gaps) array, 1-pixel white gaps."""
     h, w = image_shape
     n_rows = int(np.ceil(len(images) / n_cols))
     grid = np.ones((n_rows * (h + 1) - 1, n_cols * (w + 1) - 1))
@@ -35,77 +46,219 @@ def image_grid(images, image_shape, n_cols):
     return grid
 
 
-def _show(ax, grid, title):
+def _show_grid(ax, grid, title):
+    """Grey-level images in [0, 1] (white = 1) without axes."""
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title)
-    ax.axis("off")
+    ax.set_axis_off()
 
 
-def learning_curves(history, path):
-    """Train and test loss (-ELBO, nats per example) against the epoch."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    epochs = [r["epoch"] for r in history]
-    style = "o-" if len(history) <= 30 else "-"
-    ax.plot(epochs, [r["train_loss"] for r in history], style, label="train (-ELBO)")
-    test = [r["test_loss"] for r in history]
-    if any(t is not None for t in test):
-        ax.plot(epochs, [np.nan if t is None else t for t in test], style.replace("o", "s"), label="test (-ELBO, z sampled)")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("nats per example")
-    ax.set_title("Learning curves")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _save(fig, path)
+# ---- the history ---------------------------------------------------------------
+
+def _column(history, key):
+    """The history's values of ``key`` as floats (NaN where None); InputError if a row lacks it."""
+    for i, row in enumerate(history):
+        if key not in row:
+            raise InputError(f"history[{i}]: expected a key {key!r} (rows have {sorted(row)})")
+    return np.array([np.nan if row[key] is None else float(row[key]) for row in history])
 
 
-def reconstructions(model, x, image_shape, path, n=10):
-    """Test images (top row) over their reconstructions at z = mu (bottom row)."""
-    x = x[:n]
+def learning_curves(history):
+    """Two panels against the epoch, all in nats per example.
+
+    Left: the training objective that was minimised (beta-weighted; drawn
+    only where it differs from the ELBO, i.e. beta != 1), the training
+    -ELBO at beta = 1 and the test -ELBO.  Right: the two terms of the
+    -ELBO separately, reconstruction -E_q log p(x|z) and KL(q(z|x) || p(z)),
+    train and test.  When beta changes during training (KL warm-up) it is
+    drawn on a second axis of the left panel.
+
+    history : the list of dict rows of ``Trainer.run`` (keys epoch, beta,
+              train_objective, train_neg_elbo, train_recon, train_kl,
+              test_neg_elbo, test_recon, test_kl; test values may be None).
+    """
+    if not isinstance(history, (list, tuple)) or len(history) == 0:
+        raise InputError("history: expected a non-empty list of epoch rows")
+    epoch = _column(history, "epoch")
+    beta = _column(history, "beta")
+    style = dict(marker="o", markersize=3) if len(history) <= 30 else {}
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax_bound, ax_terms = fig.subplots(1, 2)
+
+    objective, neg_elbo = _column(history, "train_objective"), _column(history, "train_neg_elbo")
+    ax_bound.plot(epoch, neg_elbo, color="C0", label="train -ELBO (beta = 1)", **style)
+    if not np.allclose(objective, neg_elbo, rtol=1e-9, atol=1e-9):
+        ax_bound.plot(epoch, objective, color="C0", linestyle="--",
+                      label="train objective (beta-weighted, minimised)", **style)
+    test = _column(history, "test_neg_elbo")
+    if not np.all(np.isnan(test)):
+        ax_bound.plot(epoch, test, color="C1", label="test -ELBO (beta = 1)", **style)
+    ax_bound.set_title("Loss: -ELBO (lower is better)")
+    ax_bound.set_ylabel(f"-ELBO, {NATS}")
+    if np.ptp(beta) > 0:
+        ax_beta = ax_bound.twinx()
+        ax_beta.plot(epoch, beta, color="grey", linestyle=":", label="beta (KL weight)")
+        ax_beta.set_ylabel("beta (KL weight, no unit)")
+        ax_beta.set_ylim(0, 1.05 * max(1.0, beta.max()))
+        lines = ax_bound.get_lines() + ax_beta.get_lines()
+        ax_bound.legend(lines, [ln.get_label() for ln in lines], fontsize="small")
+    else:
+        ax_bound.legend(fontsize="small", title=f"beta = {beta[0]:g}")
+
+    for split, color in (("train", "C0"), ("test", "C1")):
+        recon, kl = _column(history, f"{split}_recon"), _column(history, f"{split}_kl")
+        if np.all(np.isnan(recon)):
+            continue
+        ax_terms.plot(epoch, recon, color=color, label=f"{split} reconstruction -E_q log p(x|z)", **style)
+        ax_terms.plot(epoch, kl, color=color, linestyle="--", label=f"{split} KL(q(z|x) || p(z))", **style)
+    ax_terms.set_title("The two terms: -ELBO = reconstruction + KL")
+    ax_terms.set_ylabel(NATS)
+    ax_terms.legend(fontsize="small")
+    for ax in (ax_bound, ax_terms):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    return fig
+
+
+# ---- images ----------------------------------------------------------------------
+
+def reconstructions(model, x, image_shape, n=10):
+    """Images (top row) over the mean of p(x|z) at z = mu(x) (bottom row); x (N, D), first n used."""
+    x = model.check_x(x)[:n]
     recon = model.reconstruct(x)
-    fig, ax = plt.subplots(figsize=(1.0 * n, 2.4))
-    _show(ax, image_grid(np.concatenate([x, recon]), image_shape, len(x)), "test images (top) and reconstructions (bottom)")
-    return _save(fig, path)
+    fig = Figure(figsize=(max(4.0, 0.8 * len(x)), 2.2), layout="constrained")
+    _show_grid(fig.subplots(), image_grid(np.concatenate([x, recon]), image_shape, len(x)),
+               "images (top) and reconstructions at z = mu(x) (bottom)")
+    return fig
 
 
-def prior_samples(model, image_shape, path, rng, n=64):
-    """Means of p(x|z) for z drawn from the prior N(0, I)."""
-    fig, ax = plt.subplots(figsize=(6, 6))
-    _show(ax, image_grid(model.sample(n, rng), image_shape, int(np.ceil(np.sqrt(n)))), "samples from the prior")
-    return _save(fig, path)
+def prior_samples(model, image_shape, rng, n=64):
+    """Means of p(x|z) for n draws z ~ N(0, I) from the generator ``rng``, in a square-ish grid."""
+    fig = Figure(figsize=(6, 6), layout="constrained")
+    _show_grid(fig.subplots(), image_grid(model.sample(n, rng), image_shape, int(np.ceil(np.sqrt(n)))),
+               f"{n} samples: mean of p(x|z), z ~ N(0, I)")
+    return fig
 
 
-def latent_manifold(model, image_shape, path, n=15):
-    """For Z = 2: decoded means on a grid of z at the N(0, 1) quantiles 0.05..0.95."""
-    from statistics import NormalDist
-    qs = np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, n)])
-    z = np.array([[zx, zy] for zy in qs[::-1] for zx in qs], dtype=model.dtype)
-    fig, ax = plt.subplots(figsize=(7, 7))
-    _show(ax, image_grid(model.mean_image(model.decode(z)), image_shape, n), "learned 2-D manifold: decoded z on a grid")
-    return _save(fig, path)
+# ---- the latent space ---------------------------------------------------------------
+
+def _principal_axes(mu):
+    """mu (N, Z) centred and projected on its 2 principal axes; returns (N, 2) and variance fractions."""
+    centred = mu - mu.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    share = s ** 2 / max(float(np.sum(s ** 2)), 1e-300)
+    return centred @ vt[:2].T, share[:2]
 
 
-def latent_scatter(model, x, labels, path):
-    """Posterior means mu(x), coloured by label; projected on their 2 principal axes when Z > 2."""
+def latent_scatter(model, x, labels=None, class_names=None):
+    """Posterior means mu(x) of the examples x (N, D), one dot each, coloured by label.
+
+    Z = 1: mu_1 against the label; Z = 2: (mu_1, mu_2) directly; Z > 2: mu
+    projected on its first two principal axes (the axis labels say how
+    much of mu's variance each carries).  labels (N,) ints or None;
+    class_names: list of names indexed by label, or None (the numbers are shown).
+    """
     mu, _ = model.encode(model.check_x(x))
     mu = mu.astype(np.float64)
-    if mu.shape[1] > 2:
-        centred = mu - mu.mean(axis=0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        mu, xlabel, ylabel = centred @ vt[:2].T, "principal axis 1 of mu", "principal axis 2 of mu"
-    else:
-        xlabel, ylabel = "mu_1", "mu_2"
-    fig, ax = plt.subplots(figsize=(6, 5))
-    sc = ax.scatter(mu[:, 0], mu[:, 1], c=labels if labels is not None else "C0", cmap="tab10", s=6)
     if labels is not None:
-        fig.colorbar(sc, ax=ax, label="label")
+        labels = np.asarray(labels)
+        if labels.shape != (len(mu),) or not np.issubdtype(labels.dtype, np.integer):
+            raise InputError(f"labels: expected {len(mu)} integers, got shape {labels.shape}, dtype {labels.dtype}")
+        if class_names is not None and (labels.min() < 0 or labels.max() >= len(class_names)):
+            raise InputError(f"class_names: expected a name for every label 0..{labels.max()}, "
+                             f"got {len(class_names)} names")
+    fig = Figure(figsize=(7, 5.5), layout="constrained")
+    ax = fig.subplots()
+    if model.z_dim == 1:
+        jitter = np.random.default_rng(0).uniform(-0.2, 0.2, len(mu))   # fixed seed: the same picture every time
+        coords = np.stack([mu[:, 0], (labels if labels is not None else np.zeros(len(mu))) + jitter], axis=1)
+        xlabel, ylabel = "mu_1 (posterior mean of z_1)", "label (jittered)"
+    elif model.z_dim == 2:
+        coords = mu
+        xlabel, ylabel = "mu_1 (posterior mean of z_1)", "mu_2 (posterior mean of z_2)"
+    else:
+        coords, share = _principal_axes(mu)
+        xlabel = f"principal axis 1 of mu ({100 * share[0]:.0f}% of its variance)"
+        ylabel = f"principal axis 2 of mu ({100 * share[1]:.0f}% of its variance)"
+    if labels is None:
+        ax.scatter(coords[:, 0], coords[:, 1], s=6, color="C0")
+    else:
+        classes = np.unique(labels)
+        cmap = "tab10" if len(classes) <= 10 else "tab20"
+        palette = colormaps[cmap]             # a legend, not a colour bar: labels are categories
+        for i, c in enumerate(classes):
+            name = class_names[int(c)] if class_names is not None else str(c)
+            keep = labels == c
+            ax.scatter(coords[keep, 0], coords[keep, 1], s=6, color=palette(i % palette.N), label=name)
+        ax.legend(title="label", fontsize="small", markerscale=2.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title("Posterior means of the test set")
-    return _save(fig, path)
+    ax.set_title(f"Posterior means of {len(mu)} examples (Z = {model.z_dim})")
+    ax.grid(alpha=0.3)
+    return fig
 
 
-def latent_space(model, x, labels, image_shape, path):
-    """The manifold grid when Z = 2, otherwise the scatter of posterior means."""
-    if model.z_dim == 2:
-        return latent_manifold(model, image_shape, path)
-    return latent_scatter(model, x, labels, path)
+def manifold_z(n=15, lo=0.05, hi=0.95):
+    """The grid values of each latent axis: N(0, 1) quantiles at n evenly spaced levels in [lo, hi]."""
+    return np.array([NormalDist().inv_cdf(p) for p in np.linspace(lo, hi, n)])
+
+
+def latent_manifold(model, image_shape, n=15):
+    """For Z = 2: the mean of p(x|z) on an n x n grid of z, with the z values on the axes.
+
+    The grid takes the N(0, 1) quantiles 0.05 .. 0.95 along each axis, so it
+    covers where the prior puts 90% of its mass per axis; z_2 grows upwards.
+    """
+    if model.z_dim != 2:
+        raise InputError(f"model: the manifold grid needs a 2-D latent space, this model has Z = {model.z_dim}")
+    q = manifold_z(n)
+    z = np.array([[z1, z2] for z2 in q[::-1] for z1 in q], dtype=model.dtype)   # top row = largest z_2
+    grid = image_grid(model.mean_image(model.decode(z)), image_shape, n)
+    h, w = image_shape
+    fig = Figure(figsize=(7.5, 7.5), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    centres_x = np.arange(n) * (w + 1) + (w - 1) / 2
+    centres_y = np.arange(n) * (h + 1) + (h - 1) / 2
+    every = max(1, n // 8)
+    ax.set_xticks(centres_x[::every], [f"{v:.2f}" for v in q[::every]])
+    ax.set_yticks(centres_y[::every], [f"{v:.2f}" for v in q[::-1][::every]])
+    ax.set_xlabel("z_1")
+    ax.set_ylabel("z_2")
+    ax.set_title("Decoded means of p(x|z) on a grid of z (N(0, 1) quantiles 5%..95%)")
+    return fig
+
+
+def interpolation(model, x_start, x_end, image_shape, n_steps=10):
+    """Decoded means along the straight line between the posterior means of pairs of images.
+
+    x_start, x_end : (P, D) pairs of images (or (D,) for one pair).
+    Row p shows x_start[p], the decoded z_t = (1 - t) mu(x_start) + t mu(x_end)
+    for n_steps values of t in [0, 1], then x_end[p].
+    """
+    x_start, x_end = (np.atleast_2d(np.asarray(a)) for a in (x_start, x_end))
+    x_start, x_end = model.check_x(x_start, "x_start"), model.check_x(x_end, "x_end")
+    if x_start.shape != x_end.shape:
+        raise InputError(f"x_start, x_end: expected the same shape, got {x_start.shape} and {x_end.shape}")
+    if int(n_steps) < 2:
+        raise InputError(f"n_steps: expected an integer >= 2, got {n_steps!r}")
+    t = np.linspace(0.0, 1.0, int(n_steps))
+    mu_a, _ = model.encode(x_start)
+    mu_b, _ = model.encode(x_end)
+    z = (1 - t[None, :, None]) * mu_a[:, None, :] + t[None, :, None] * mu_b[:, None, :]   # (P, T, Z)
+    decoded = model.mean_image(model.decode(z.reshape(-1, model.z_dim).astype(model.dtype)))
+    rows = [np.concatenate([x_start[p:p + 1], decoded[p * len(t):(p + 1) * len(t)], x_end[p:p + 1]])
+            for p in range(len(x_start))]
+    cols = len(t) + 2
+    grid = image_grid(np.concatenate(rows), image_shape, cols)
+    h, w = image_shape
+    fig = Figure(figsize=(0.75 * cols + 1, 0.8 * len(x_start) + 1.3), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    centres = np.arange(cols) * (w + 1) + (w - 1) / 2
+    ax.set_xticks(centres, ["start"] + [f"{v:.2g}" for v in t] + ["end"])
+    ax.set_yticks([])
+    ax.set_xlabel("t in z_t = (1 - t) mu(start) + t mu(end)   (outer columns: the two images themselves)")
+    ax.set_title("Interpolation between posterior means, decoded")
+    return fig

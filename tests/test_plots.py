@@ -1,0 +1,202 @@
+"""numpyvae.plots: figures drawn on explicit Figures, showing the numbers they claim to show."""
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+import numpyvae
+from numpyvae import plots
+from numpyvae.errors import InputError
+
+SHAPE = (4, 4)
+
+
+def _model(z_dim=2, seed=0):
+    return numpyvae.VAE(16, hidden=[8], z_dim=z_dim, activation="tanh", dtype=np.float64, seed=seed)
+
+
+def _x(n=30, seed=1):
+    return np.random.default_rng(seed).uniform(size=(n, 16))
+
+
+def _history(betas, test=True):
+    """Hand-made rows with the Trainer's keys: -ELBO = recon + KL, objective = recon + beta KL."""
+    rows = []
+    for i, beta in enumerate(betas):
+        recon, kl = 50.0 - 2 * i, 3.0 + i
+        row = dict(epoch=i + 1, step=10 * (i + 1), beta=beta, seconds=0.1,
+                   train_objective=recon + beta * kl, train_neg_elbo=recon + kl, train_recon=recon, train_kl=kl,
+                   test_neg_elbo=None, test_recon=None, test_kl=None)
+        if test:
+            row.update(test_neg_elbo=recon + kl + 4, test_recon=recon + 3, test_kl=kl + 1)
+        rows.append(row)
+    return rows
+
+
+def _drawn(fig):
+    """Render once (ticks are placed at draw time) and return the figure."""
+    fig.savefig(io.BytesIO(), format="png")
+    return fig
+
+
+def _labelled(ax):
+    return ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+
+
+def _lines(ax):
+    return {line.get_label(): line for line in ax.get_lines()}
+
+
+def _assert_close(what, ours, expected, atol=1e-12):
+    ours, expected = np.asarray(ours, dtype=float), np.asarray(expected, dtype=float)
+    assert ours.shape == expected.shape, f"{what}: shape ours {ours.shape} vs expected {expected.shape}"
+    bad = np.argwhere(~np.isclose(ours, expected, atol=atol, rtol=1e-9))
+    assert len(bad) == 0, f"{what}: at index {tuple(bad[0])} ours {ours[tuple(bad[0])]} vs expected {expected[tuple(bad[0])]}"
+
+
+def test_import_and_drawing_choose_no_backend_and_never_touch_pyplot():
+    code = (
+        "import sys, matplotlib\n"
+        "before = matplotlib.rcParams._get_backend_or_none()\n"
+        "import numpy as np, numpyvae\n"
+        "from numpyvae import plots\n"
+        "m = numpyvae.VAE(16, hidden=[8], z_dim=2, seed=0)\n"
+        "x = np.random.default_rng(0).uniform(size=(20, 16)).astype(np.float32)\n"
+        "plots.reconstructions(m, x, (4, 4)); plots.prior_samples(m, (4, 4), np.random.default_rng(0), n=4)\n"
+        "plots.latent_scatter(m, x); plots.latent_manifold(m, (4, 4), n=3); plots.interpolation(m, x[0], x[1], (4, 4))\n"
+        "after = matplotlib.rcParams._get_backend_or_none()\n"
+        "print(before, after, 'matplotlib.pyplot' in sys.modules)\n"
+        "assert before == after, (before, after)\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MPLBACKEND"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, f"backend changed or pyplot imported: {done.stdout} {done.stderr}"
+
+
+def test_learning_curves_show_objective_elbo_and_terms_with_integer_epoch_ticks():
+    history = _history([0.2, 0.6, 1.0])
+    fig = _drawn(plots.learning_curves(history))
+    assert isinstance(fig, Figure)
+    ax_bound, ax_terms = fig.axes[:2]
+    for ax in (ax_bound, ax_terms):
+        assert _labelled(ax) and ax.get_xlabel() == "epoch", (ax.get_title(), ax.get_xlabel(), ax.get_ylabel())
+        assert "nats per example" in ax.get_ylabel(), ax.get_ylabel()
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert all(float(t).is_integer() for t in ticks), f"epoch ticks not integers: {ticks}"
+    bound = _lines(ax_bound)
+    _assert_close("train -ELBO", bound["train -ELBO (beta = 1)"].get_ydata(), [r["train_neg_elbo"] for r in history])
+    _assert_close("objective", bound["train objective (beta-weighted, minimised)"].get_ydata(),
+                  [r["train_objective"] for r in history])
+    _assert_close("test -ELBO", bound["test -ELBO (beta = 1)"].get_ydata(), [r["test_neg_elbo"] for r in history])
+    beta_axis = fig.axes[2]                                  # warm-up: beta on a second axis
+    _assert_close("beta", _lines(beta_axis)["beta (KL weight)"].get_ydata(), [0.2, 0.6, 1.0])
+    terms = _lines(ax_terms)
+    for split in ("train", "test"):
+        _assert_close(f"{split} recon", terms[f"{split} reconstruction -E_q log p(x|z)"].get_ydata(),
+                      [r[f"{split}_recon"] for r in history])
+        _assert_close(f"{split} kl", terms[f"{split} KL(q(z|x) || p(z))"].get_ydata(), [r[f"{split}_kl"] for r in history])
+
+
+def test_learning_curves_at_beta_one_without_test_set_draw_no_duplicate_objective():
+    fig = plots.learning_curves(_history([1.0, 1.0], test=False))
+    assert len(fig.axes) == 2, f"no beta axis expected when beta is constant, got {len(fig.axes)} axes"
+    assert set(_lines(fig.axes[0])) == {"train -ELBO (beta = 1)"}, set(_lines(fig.axes[0]))
+    assert set(_lines(fig.axes[1])) == {"train reconstruction -E_q log p(x|z)", "train KL(q(z|x) || p(z))"}
+
+
+@pytest.mark.parametrize("bad", [[], [{"epoch": 1}], "history"])
+def test_learning_curves_refuse_rows_without_the_keys(bad):
+    with pytest.raises(InputError, match="history"):
+        plots.learning_curves(bad)
+
+
+def test_reconstructions_show_images_over_decoded_posterior_means():
+    model, x = _model(), _x(5)
+    fig = plots.reconstructions(model, x, SHAPE, n=5)
+    ax = fig.axes[0]
+    expected = plots.image_grid(np.concatenate([x, model.reconstruct(x)]), SHAPE, 5)
+    _assert_close("reconstruction grid", ax.get_images()[0].get_array(), expected)
+    assert ax.get_title()
+
+
+def test_prior_samples_use_the_given_generator():
+    model = _model()
+    fig = plots.prior_samples(model, SHAPE, np.random.default_rng(3), n=9)
+    expected = plots.image_grid(model.sample(9, np.random.default_rng(3)), SHAPE, 3)
+    _assert_close("sample grid", fig.axes[0].get_images()[0].get_array(), expected)
+    assert "N(0, I)" in fig.axes[0].get_title()
+
+
+def test_latent_scatter_2d_plots_mu_with_class_names():
+    model, x = _model(), _x(40)
+    labels = np.arange(40) % 3
+    fig = plots.latent_scatter(model, x, labels, class_names=["zero", "one", "two"])
+    ax = fig.axes[0]
+    assert _labelled(ax) and "mu_1" in ax.get_xlabel() and "mu_2" in ax.get_ylabel()
+    mu, _ = model.encode(x)
+    for c, coll in enumerate(ax.collections):
+        _assert_close(f"class {c} points", coll.get_offsets(), mu[labels == c])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["zero", "one", "two"]
+
+
+def test_latent_scatter_above_2d_uses_principal_axes():
+    model, x = _model(z_dim=5), _x(60)
+    fig = plots.latent_scatter(model, x)
+    ax = fig.axes[0]
+    assert "principal axis 1" in ax.get_xlabel() and "principal axis 2" in ax.get_ylabel()
+    pts = np.asarray(ax.collections[0].get_offsets())
+    mu, _ = model.encode(x)
+    eig = np.sort(np.linalg.eigvalsh(np.cov(mu.T)))[::-1]   # the projection's variances are the top eigenvalues
+    _assert_close("variance along the principal axes", np.var(pts, axis=0, ddof=1), eig[:2], atol=1e-10)
+    _assert_close("mean of the projection", pts.mean(axis=0), [0, 0], atol=1e-12)
+
+
+def test_latent_scatter_refuses_labels_without_names():
+    with pytest.raises(InputError, match="class_names"):
+        plots.latent_scatter(_model(), _x(4), np.array([0, 1, 2, 3]), class_names=["a", "b"])
+
+
+def test_manifold_tiles_are_decoded_at_the_z_on_the_axes():
+    model, n = _model(), 5
+    fig = _drawn(plots.latent_manifold(model, SHAPE, n=n))
+    ax = fig.axes[0]
+    q = plots.manifold_z(n)
+    assert ax.get_xlabel() == "z_1" and ax.get_ylabel() == "z_2" and ax.get_title()
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"{v:.2f}" for v in q]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{v:.2f}" for v in q[::-1]]
+    grid = ax.get_images()[0].get_array()
+    top_left = model.mean_image(model.decode(np.array([[q[0], q[-1]]]))).reshape(SHAPE)     # small z_1, large z_2
+    bottom_right = model.mean_image(model.decode(np.array([[q[-1], q[0]]]))).reshape(SHAPE)
+    _assert_close("top-left tile", grid[:4, :4], top_left)
+    _assert_close("bottom-right tile", grid[-4:, -4:], bottom_right)
+
+
+def test_manifold_refuses_a_latent_space_that_is_not_2d():
+    with pytest.raises(InputError, match="Z = 3"):
+        plots.latent_manifold(_model(z_dim=3), SHAPE)
+
+
+def test_interpolation_decodes_the_straight_line_between_posterior_means():
+    model, x = _model(), _x(4)
+    fig = plots.interpolation(model, x[:2], x[2:], SHAPE, n_steps=5)
+    grid = fig.axes[0].get_images()[0].get_array()
+    tile = lambda r, c: grid[r * 5:r * 5 + 4, c * 5:c * 5 + 4]
+    mu, _ = model.encode(x)
+    for p in range(2):
+        _assert_close(f"row {p} start image", tile(p, 0), x[p].reshape(SHAPE))
+        _assert_close(f"row {p} end image", tile(p, 6), x[2 + p].reshape(SHAPE))
+        for col, t in ((1, 0.0), (3, 0.5), (5, 1.0)):
+            z = (1 - t) * mu[p] + t * mu[2 + p]
+            _assert_close(f"row {p} t={t}", tile(p, col), model.mean_image(model.decode(z[None])).reshape(SHAPE))
+    assert fig.axes[0].get_title() and "t" in fig.axes[0].get_xlabel()
+
+
+def test_save_figure_writes_a_png(tmp_path):
+    path = plots.save_figure(plots.prior_samples(_model(), SHAPE, np.random.default_rng(0), n=4), tmp_path / "s.png")
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
+    with pytest.raises(InputError, match="fig"):
+        plots.save_figure("not a figure", tmp_path / "t.png")
