@@ -35,6 +35,7 @@ from .errors import InputError
 STENCILS = {2: ((1, -1), (1, -1), 2), 4: ((2, 1, -1, -2), (-1, 8, -8, 1), 12)}
 H = {2: 1e-5, 4: 1e-3}
 FLOOR = 1e-4
+TOL = 1e-7          # a correct float64 backward stays below this relative error
 
 
 def numerical_gradient(f, x, h=None, order=4):
@@ -79,6 +80,11 @@ class Check:
     ours: float
     expected: float
 
+    @property
+    def passed(self):
+        """The verdict: relative error below TOL (1e-7)."""
+        return self.error < TOL
+
     def __str__(self):
         return (f"{self.name}: relative error {self.error:.2e}; worst entry at index {self.index}: "
                 f"ours {self.ours:.10g} vs expected {self.expected:.10g}")
@@ -95,21 +101,85 @@ def compare(name, ours, expected, floor=FLOOR):
                  float(ours[idx]) if ours.size else 0.0, float(expected[idx]) if ours.size else 0.0)
 
 
+def _replace(layer, where, value):
+    """Put value at ``where``: ("attr", name) or ("item", container, key)."""
+    if where[0] == "attr":
+        setattr(layer, where[1], value)
+    else:
+        where[1][where[2]] = value
+
+
+def _changes_output(layer, x, where, arr, out):
+    """Does forward(x) change when the array at ``where`` is replaced by a perturbed copy?"""
+    _replace(layer, where, arr + 0.5 + np.abs(arr))
+    try:
+        changed = not np.allclose(layer.forward(x), out)
+    except Exception:                               # e.g. a cache whose shape the forward checks
+        changed = True
+    finally:
+        _replace(layer, where, arr)
+    return changed
+
+
+def layer_params(layer, x):
+    """Every parameter array of a layer with its gradient: list of (name, array, gradient name).
+
+    A parameter is an array attribute ``P`` with a gradient attribute ``dP``
+    (``W``/``dW``, ``b``/``db`` for Linear), or an entry of a dict
+    ``layer.params`` whose gradient is the same key of ``layer.grads``.  Any
+    other float array the layer holds (directly, or in a dict or list
+    attribute) is tried: if replacing it changes ``forward(x)``, it is a
+    parameter with no gradient, and InputError names it -- a parameter is
+    never silently left unchecked.  Caches (the input, the output, a mask)
+    are rewritten by forward and so pass this test.
+    """
+    found, seen = [], set()
+    params, grads = getattr(layer, "params", None), getattr(layer, "grads", None)
+    if isinstance(params, dict):
+        for key, arr in params.items():
+            if not isinstance(grads, dict) or key not in grads:
+                raise InputError(f"layer: parameter params[{key!r}] has no gradient grads[{key!r}]")
+            found.append((f"params[{key!r}]", arr, ("item", grads, key)))
+            seen.add(id(arr))
+    attrs = {n: v for n, v in vars(layer).items() if n not in ("params", "grads")}
+    for name, value in attrs.items():
+        if isinstance(value, np.ndarray) and isinstance(attrs.get("d" + name), np.ndarray):
+            found.append((name, value, ("attr", "d" + name)))
+            seen.update((id(value), id(attrs["d" + name])))
+    out = layer.forward(x)
+    candidates = []
+    for name, value in attrs.items():
+        if isinstance(value, np.ndarray):
+            candidates.append((name, ("attr", name), value))
+        elif isinstance(value, dict):
+            candidates += [(f"{name}[{k!r}]", ("item", value, k), v) for k, v in value.items()]
+        elif isinstance(value, list):
+            candidates += [(f"{name}[{i}]", ("item", value, i), v) for i, v in enumerate(value)]
+    for name, where, arr in candidates:
+        if (isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and arr.size and id(arr) not in seen
+                and arr is not x and _changes_output(layer, x, where, arr, out)):
+            raise InputError(f"layer: {name} changes the output but has no gradient: name it P with its "
+                             f"gradient dP (like W/dW), or list it in a params dict with grads, so it is checked")
+    return found
+
+
 def check_layer(layer, x, rng, h=None):
     """Vector-Jacobian check of a layer: no scalar loss needed.
 
     With a random upstream gradient g (same shape as the output), the
     scalar f(x) = sum(forward(x) * g) has gradient backward(g).  Checks the
-    input gradient and, for layers with W and b, dW and db.  Returns a list
-    of Checks.
+    input gradient and every parameter the layer exposes (``layer_params``:
+    W and b for Linear; a parameter without a gradient is refused with
+    InputError).  Returns a list of Checks, "x" first.
     """
+    params = layer_params(layer, x)
     g = rng.standard_normal(layer.forward(x).shape)
     layer.forward(x)
     dx = layer.backward(g)
     analytic = {"x": (x, dx.copy())}
-    for p in ("W", "b"):
-        if hasattr(layer, p):
-            analytic[p] = (getattr(layer, p), getattr(layer, "d" + p).copy())
+    for name, arr, grad_at in params:
+        grad = getattr(layer, grad_at[1]) if grad_at[0] == "attr" else grad_at[1][grad_at[2]]
+        analytic[name] = (arr, np.array(grad, dtype=np.float64, copy=True))
     f = lambda: float(np.sum(layer.forward(x) * g))
     floor = FLOOR * max(1.0, abs(f()))
     return [compare(name, ours, numerical_gradient(f, arr, h), floor) for name, (arr, ours) in analytic.items()]
