@@ -1,0 +1,99 @@
+"""Shared pieces of the reproduction scripts: data, timing, tables and plots.
+
+Every script in this folder trains numpyvae on a published setting and writes,
+under ``reproduce/results/<name>/`` (or ``--out``):
+
+    result.json   our numbers, the paper's, their differences, the command and wall time
+    table.md      the same as a Markdown table (quoted in the README)
+    *.png         our curves or bars with the paper's values drawn over them
+
+``--quick`` runs a tiny version of the same code in seconds (the test suite
+runs it); its numbers are not comparable with the paper's.
+"""
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+
+import numpy as np
+
+from numpyvae import datasets
+from numpyvae.errors import DataError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def results_dir(name, out=None):
+    """The folder a script writes into (created): ``out`` or reproduce/results/<name>."""
+    path = out or os.path.join(HERE, "results", name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def load(name, **kwargs):
+    """datasets.load without downloading; a missing file raises DataError naming NUMPYVAE_DATA."""
+    try:
+        return datasets.load(name, download=False, progress=False, **kwargs)
+    except DataError as exc:
+        raise DataError(f"{exc}\n(set NUMPYVAE_DATA to the folder holding the {name} files)") from None
+
+
+def history_value(row, name):
+    """A history row's value under the trainer's new key names, read from the old ones if need be.
+
+    train_neg_elbo / test_neg_elbo were called train_loss / test_loss before
+    the trainer's history gained recon and KL columns.
+    """
+    old = {"train_neg_elbo": "train_loss", "test_neg_elbo": "test_loss", "train_objective": "train_loss"}
+    if name in row:
+        return row[name]
+    return row[old[name]]
+
+
+def machine():
+    """One line naming the machine, for tables."""
+    return (f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}, "
+            f"Python {platform.python_version()}, NumPy {np.__version__}, "
+            f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+
+
+class Clock:
+    """Wall time since creation, in seconds."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+
+    def seconds(self):
+        return time.perf_counter() - self.t0
+
+
+def command_line():
+    """How this script was invoked, as a shell line (the data folder included)."""
+    data = os.environ.get("NUMPYVAE_DATA")
+    prefix = f"NUMPYVAE_DATA={data} " if data else ""
+    return prefix + "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def markdown_table(header, rows):
+    """A Markdown table from a header list and rows of cells (numbers formatted by the caller)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_result(folder, result, table, notes=""):
+    """Write result.json and table.md (table, then notes, then the command and wall time)."""
+    with open(os.path.join(folder, "result.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    footer = (f"\nCommand: `{result['command']}`  \nWall time: {result['wall_seconds']:.0f} s on "
+              f"{result['machine']}\n")
+    with open(os.path.join(folder, "table.md"), "w") as f:
+        f.write(table + ("\n" + notes.strip() + "\n" if notes else "") + footer)
+    print(table + ("\n" + notes.strip() if notes else "") + footer)
+
+
+def log(msg):
+    """A progress line on stdout, flushed at once (runs are logged to files)."""
+    print(time.strftime("%H:%M:%S"), msg, flush=True)

@@ -1,0 +1,118 @@
+"""Kingma & Welling (2013), Figure 2: the lower bound against training samples seen.
+
+The setting of the paper's Section 5 (shared by kw_frey_face.py and kw_mnist.py):
+
+    encoder and decoder: one hidden layer of tanh units; weights and biases
+    drawn from N(0, 0.01^2); minibatches of M = 100 with L = 1 sample
+    (estimator B: analytic KL); Adagrad, its global step size chosen from
+    {0.01, 0.02, 0.1} by the training bound after the first few iterations.
+
+What we do not copy: the paper adds a small weight decay (a N(0, I) prior
+on the parameters); numpyvae's trainer has none.  The x axis is "number of
+training samples evaluated" = steps x minibatch size, as in the paper.
+"""
+import math
+
+import numpy as np
+
+from numpyvae import VAE
+from numpyvae.errors import TrainingError
+from numpyvae.train import Trainer
+
+from common import log
+
+STEP_SIZES = (0.01, 0.02, 0.1)
+
+
+def bound(model, x, seed, batch=1000):
+    """Mean ELBO (analytic KL, one z sample) over x, in nats per example -- what Fig. 2 plots."""
+    rng = np.random.default_rng(seed)
+    return float(sum(model.elbo(x[i:i + batch], rng, "analytic", 1).sum()
+                     for i in range(0, len(x), batch)) / len(x))
+
+
+def marks(total, first=10 ** 4):
+    """Sample counts at which the curve is measured: 1, 2, 5 x 10^i up to ``total`` (inclusive)."""
+    out = [m * 10 ** i for i in range(int(math.log10(first)), 10) for m in (1, 2, 5)]
+    return [m for m in out if first <= m < total] + [int(total)]
+
+
+def new_trainer(x_train, z_dim, lr, arch, seed):
+    """A fresh VAE of the paper's architecture and an Adagrad trainer with step size ``lr``."""
+    model = VAE(x_train.shape[1], arch["hidden"], z_dim, likelihood=arch["likelihood"],
+                activation="tanh", init="normal", seed=seed, **arch.get("model_kwargs", {}))
+    return Trainer(model, x_train, None, optimizer="adagrad", lr=lr, batch_size=100,
+                   estimator="analytic", k=1, seed=seed, progress=False)
+
+
+def pick_step_size(x_train, z_dim, arch, steps, seed):
+    """The paper's rule: each step size runs ``steps`` minibatches; keep the best training bound.
+
+    Returns (chosen lr, {lr: bound or None if it diverged}).
+    """
+    scores = {}
+    probe = x_train[:2000]
+    for lr in STEP_SIZES:
+        trainer = new_trainer(x_train, z_dim, lr, arch, seed)
+        epochs = math.ceil(steps * 100 / len(x_train))
+        try:
+            trainer.run(epochs)
+            scores[lr] = bound(trainer.model, probe, seed)
+        except TrainingError:
+            scores[lr] = None
+        log(f"  Nz={z_dim} step size {lr}: bound {scores[lr]} after {trainer.step} steps")
+    good = {lr: s for lr, s in scores.items() if s is not None and np.isfinite(s)}
+    return max(good, key=good.get), scores
+
+
+def curve(x_train, x_test, z_dim, lr, arch, total, seed, x_train_eval):
+    """Train one model to ``total`` samples; the bound on train/test at each mark.
+
+    Returns a list of dicts {samples, steps, train_bound, test_bound, seconds}.
+    """
+    trainer = new_trainer(x_train, z_dim, lr, arch, seed)
+    n = len(x_train)
+    rows, t_train = [], 0.0
+    for m in marks(total):
+        import time
+        t0 = time.perf_counter()
+        trainer.run(math.ceil(m / n))                 # whole epochs: samples = epochs * n >= m
+        t_train += time.perf_counter() - t0
+        row = dict(samples=trainer.epoch * n, steps=trainer.step,
+                   train_bound=bound(trainer.model, x_train_eval, seed + 1),
+                   test_bound=bound(trainer.model, x_test, seed + 2), train_seconds=round(t_train, 1))
+        rows.append(row)
+        log(f"  Nz={z_dim} lr={lr}: {row}")
+    return rows, trainer
+
+
+def plot(results, paper, title, path, paper_test=None):
+    """Our train (solid) and test (dashed) curves per Nz, the paper's values as markers."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    colors = ["C0", "C1", "C2", "C3", "C4"]
+    for (z_dim, res), c in zip(results.items(), colors):
+        s = [r["samples"] for r in res["curve"]]
+        ax.plot(s, [r["train_bound"] for r in res["curve"]], "-", color=c, label=f"ours, Nz={z_dim}, train")
+        ax.plot(s, [r["test_bound"] for r in res["curve"]], "--", color=c, label=f"ours, Nz={z_dim}, test")
+        for samples, values in paper.items():
+            if z_dim in values:
+                ax.plot([samples], [values[z_dim]], "o", color=c, mfc="none", ms=9)
+        if paper_test:
+            for samples, values in paper_test.items():
+                if z_dim in values:
+                    ax.plot([samples], [values[z_dim]], "s", color=c, mfc="none", ms=9)
+    ax.plot([], [], "ko", mfc="none", label="paper, train (read off Fig. 2)")
+    if paper_test:
+        ax.plot([], [], "ks", mfc="none", label="paper, test (read off Fig. 2)")
+    ax.set_xscale("log")
+    ax.set_xlabel("training samples evaluated")
+    ax.set_ylabel("lower bound, nats per example")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    lo = min(min(r["test_bound"] for r in res["curve"]) for res in results.values())
+    hi = max(max(v.values()) for v in paper.values())
+    ax.set_ylim(lo - 0.05 * abs(hi - lo), hi + 0.1 * abs(hi - lo))
+    ax.legend(fontsize=7, loc="lower right")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
