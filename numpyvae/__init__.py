@@ -1,6 +1,7 @@
 """numpyvae: a Variational Autoencoder in NumPy with hand-derived, numerically checked gradients."""
-from .errors import CheckpointError, DataError, InputError, NumpyVAEError, TrainingError
+from .errors import CheckpointError, DataError, FileError, InputError, NumpyVAEError, RunExistsError, TrainingError
 from .vae import VAE
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "NumpyVAEError", "InputError", "DataError", "CheckpointError", "TrainingError", "__version__"]
+__all__ = ["VAE", "NumpyVAEError", "InputError", "DataError", "CheckpointError", "TrainingError", "FileError",
+           "RunExistsError", "__version__"]

@@ -1,48 +1,41 @@
-"""Checkpoints: one ``.npz`` file, no pickle, written atomically.
+"""Checkpoints: one ``.npz`` file, no pickle, written atomically, every field checked.
 
 Layout (every entry a plain array; text is stored as a 0-d unicode array):
 
     format             "numpyvae-checkpoint"
-    version            1
+    version            2 (1: written by numpyvae 0.1; still read)
     model_config       JSON: the VAE's constructor arguments
     param/<name>       every model parameter
-    trainer_config     JSON: the Trainer's arguments           (trainer checkpoints)
-    trainer_state      JSON: epoch, step, batch index, running sums, rng state
+    trainer_config     JSON: the Trainer's arguments                      (trainer checkpoints)
+    trainer_counters   JSON: epoch, step, batch index, running sums, rng state
     perm               the current epoch's shuffling order (or empty)
     optim/<key>        the optimizer's slots and step count
     history            JSON: the per-epoch rows
+    run_info           JSON: what the command line needs to resume (dataset, epochs, ...)
 
-``load`` opens it with ``allow_pickle=False`` and refuses anything else.
+``read`` opens it with ``allow_pickle=False``, checks the size every member
+declares before reading any of it, and refuses anything that is not a plain
+real array where one is expected.  Every failure is a CheckpointError naming
+the file and the entry.
 """
+import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
-from .errors import CheckpointError
+from .errors import CheckpointError, NumpyVAEError
+from .fileio import atomic_write
 from .vae import VAE
 
-FORMAT, VERSION = "numpyvae-checkpoint", 1
-
-
-def atomic_write(path, data):
-    """Write bytes to ``path`` via a temporary file in the same folder and os.replace."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+FORMAT, VERSION = "numpyvae-checkpoint", 2
+READABLE_VERSIONS = (1, 2)
+# the most a checkpoint's members may hold in all once read (a 10^8-parameter
+# model with Adam's two slots in float64 is 2.4 GB)
+MAX_BYTES = 3 * 10**9
+TEXT_ENTRIES = ("format", "model_config", "trainer_config", "trainer_counters", "trainer_state", "history",
+                "run_info")
 
 
 def _text(obj):
@@ -50,7 +43,6 @@ def _text(obj):
 
 
 def _save_arrays(path, arrays):
-    import io
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write(path, buf.getvalue())
@@ -68,60 +60,120 @@ def save_model(path, model):
     _save_arrays(path, model_arrays(model))
 
 
-def save_trainer(path, trainer):
-    """Save everything a Trainer needs to resume bit-identically."""
+def save_trainer(path, trainer, run_info=None):
+    """Save everything a Trainer needs to resume bit-identically (its ``state()``).
+
+    run_info : a JSON-able dict the command line keeps beside the state
+               (dataset, epochs, image shape), or None.
+    """
+    state = trainer.state()
     arrays = model_arrays(trainer.model)
-    state = {"epoch": trainer.epoch, "step": trainer.step, "batch_index": trainer.batch_index,
-             "epoch_sum": trainer.epoch_sum, "epoch_count": trainer.epoch_count,
-             "rng": trainer.rng.bit_generator.state}
-    arrays.update({"trainer_config": _text(trainer.config), "trainer_state": _text(state),
-                   "history": _text(trainer.history),
-                   "perm": np.array([] if trainer.perm is None else trainer.perm, dtype=np.int64)})
-    arrays.update({f"optim/{key}": v for key, v in trainer.optimizer.state().items()})
+    arrays.update({"trainer_config": _text(trainer.config), "trainer_counters": _text(state["counters"]),
+                   "history": _text(state["history"]), "perm": state["perm"],
+                   "run_info": _text(run_info or {})})
+    arrays.update({f"optim/{key}": v for key, v in state["optimizer"].items()})
     _save_arrays(path, arrays)
 
 
+# ---- reading ----------------------------------------------------------------------------
+
+def _declared_nbytes(npz_file, member):
+    """Bytes an .npy member says it holds, read from its header alone."""
+    from numpy.lib import format as npy
+    with npz_file.open(member) as f:
+        version = npy.read_magic(f)
+        reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _, dtype = reader(f)
+    return int(np.prod(shape, dtype=object)) * dtype.itemsize, dtype
+
+
 def read(path):
-    """Open and validate a checkpoint; returns a dict of arrays (fully read)."""
+    """Open and validate a checkpoint; returns a dict name -> array (fully read).
+
+    Before any member is read, every member's header is checked: a plain
+    real or text dtype, and a declared size that fits MAX_BYTES in all.
+    """
+    where = f"checkpoint {os.fspath(path)!r}"
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise CheckpointError(f"checkpoint: expected a file path, got {type(path).__name__}")
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path!r}: no such file")
+        raise CheckpointError(f"{where}: no such file")
     try:
+        with zipfile.ZipFile(path) as zf:
+            total = 0
+            for info in zf.infolist():
+                if info.flag_bits & 0x1:
+                    raise CheckpointError(f"{where}: member {info.filename!r} is encrypted -- not a numpyvae checkpoint")
+                nbytes, dtype = _declared_nbytes(zf, info.filename)
+                if dtype.kind not in "biufU" or dtype.hasobject:
+                    raise CheckpointError(f"{where}: entry {info.filename[:-4]!r} has dtype {dtype}, "
+                                          "expected plain numbers or text")
+                total += nbytes
+                if total > MAX_BYTES:
+                    raise CheckpointError(f"{where}: its entries declare more than {MAX_BYTES:,} bytes "
+                                          f"(at {info.filename!r}) -- refusing to read it")
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"checkpoint {path!r}: not a readable .npz file ({type(exc).__name__}: {exc}); "
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
+            NotImplementedError, RuntimeError, OverflowError, MemoryError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{where}: not a readable .npz file ({type(exc).__name__}: {exc}); "
                               "it may be truncated or corrupt") from None
-    if not isinstance(arrays, dict) or str(arrays.get("format", "")) != FORMAT:
-        raise CheckpointError(f"checkpoint {path!r}: expected a {FORMAT} file, found entries "
+    fmt = arrays.get("format")
+    if not (isinstance(fmt, np.ndarray) and fmt.shape == () and fmt.dtype.kind == "U" and str(fmt) == FORMAT):
+        raise CheckpointError(f"{where}: expected a {FORMAT} file, found entries "
                               f"{sorted(arrays)[:8]} -- not a numpyvae checkpoint")
-    if int(arrays["version"]) != VERSION:
-        raise CheckpointError(f"checkpoint {path!r}: format version {int(arrays['version'])}, this numpyvae reads {VERSION}")
+    version = arrays.get("version")
+    if not (isinstance(version, np.ndarray) and version.shape == () and version.dtype.kind in "iu"
+            and int(version) in READABLE_VERSIONS):
+        raise CheckpointError(f"{where}: format version {version!r:.40}, this numpyvae reads versions "
+                              f"{', '.join(map(str, READABLE_VERSIONS))}")
+    for key in TEXT_ENTRIES:
+        if key in arrays and not (arrays[key].shape == () and arrays[key].dtype.kind == "U"):
+            raise CheckpointError(f"{where}: entry {key!r} should be text, found {arrays[key].dtype} "
+                                  f"{arrays[key].shape}")
     return arrays
 
 
-def _json(arrays, key, path):
+def _json(arrays, key, path, kind=dict):
     try:
-        return json.loads(str(arrays[key]))
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"checkpoint {path!r}: entry {key!r} missing or corrupt ({exc})") from None
+        value = json.loads(str(arrays[key]))
+    except (KeyError, json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"checkpoint {path!r}: entry {key!r} missing or corrupt ({type(exc).__name__})") from None
+    if not isinstance(value, kind):
+        raise CheckpointError(f"checkpoint {path!r}: entry {key!r} should be a JSON {kind.__name__}, "
+                              f"found {type(value).__name__}")
+    return value
 
 
 def load_params(model, arrays, path="<arrays>"):
-    """Copy the checkpoint's parameters into ``model``; refuse a mismatch."""
+    """Copy the checkpoint's parameters into ``model``; refuse a mismatch.
+
+    Each parameter must be a float array of the model's exact shape, finite;
+    float32 and float64 are both accepted (the value is cast to the model's
+    dtype), integers, bools and complex numbers are refused.
+    """
+    checked = {}
     for name, p in model.params.items():
         key = f"param/{name}"
         if key not in arrays:
             raise CheckpointError(f"checkpoint {path!r}: parameter {name!r} missing -- the architecture does not match")
-        if arrays[key].shape != p.shape:
-            raise CheckpointError(f"checkpoint {path!r}: parameter {name!r} has shape {arrays[key].shape}, "
+        a = arrays[key]
+        if a.dtype.kind != "f":
+            raise CheckpointError(f"checkpoint {path!r}: parameter {name!r} has dtype {a.dtype}, expected float")
+        if a.shape != p.shape:
+            raise CheckpointError(f"checkpoint {path!r}: parameter {name!r} has shape {a.shape}, "
                                   f"the model expects {p.shape} -- the architecture does not match")
-        if not np.all(np.isfinite(arrays[key])):
+        if not np.all(np.isfinite(a)):
             raise CheckpointError(f"checkpoint {path!r}: parameter {name!r} contains NaN or inf")
-        p[...] = arrays[key]
+        checked[name] = a
     extra = {k[6:] for k in arrays if k.startswith("param/")} - set(model.params)
     if extra:
         raise CheckpointError(f"checkpoint {path!r}: parameters {sorted(extra)} are not in the model -- the architecture does not match")
+    for name, p in model.params.items():
+        p[...] = checked[name]
 
 
 def _model_config(arrays, path):
@@ -129,42 +181,85 @@ def _model_config(arrays, path):
     return {"gaussian_mean": "identity", **_json(arrays, "model_config", path)}
 
 
+MODEL_KEYS = ("x_dim", "hidden", "z_dim", "likelihood", "activation", "init", "dtype", "gaussian_mean")
+
+
+def build_model(config, path):
+    """A VAE from a stored config, or CheckpointError saying why not."""
+    unknown = set(config) - set(MODEL_KEYS)
+    if unknown:
+        raise CheckpointError(f"checkpoint {path!r}: model_config has unknown options {sorted(unknown)}")
+    try:
+        return VAE(**config)
+    except NumpyVAEError as exc:
+        raise CheckpointError(f"checkpoint {path!r}: model_config is not a valid VAE ({exc})") from None
+
+
 def load_model(path, model=None):
     """Build a VAE from a checkpoint (or fill ``model``, checking its architecture)."""
     arrays = read(path)
     config = _model_config(arrays, path)
     if model is None:
-        try:
-            model = VAE(**config)
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint {path!r}: model_config {config} is not a valid VAE ({exc})") from None
+        model = build_model(config, path)
     elif model.config != config:
         raise CheckpointError(f"checkpoint {path!r}: architecture {config} does not match the model's {model.config}")
     load_params(model, arrays, path)
     return model
 
 
+def _upgrade_v1(arrays, path):
+    """Version-1 trainer entries in the version-2 shape (only between epochs: v1 kept one running sum)."""
+    old = _json(arrays, "trainer_state", path)
+    if old.get("batch_index") or old.get("epoch_count"):
+        raise CheckpointError(f"checkpoint {path!r}: written by numpyvae 0.1 in the middle of an epoch; "
+                              "it cannot be resumed by this version (its model still loads: evaluate, sample)")
+    counters = {k: old.get(k) for k in ("epoch", "step", "batch_index", "epoch_count", "rng")}
+    counters["sums"] = {"objective": 0.0, "neg_elbo": 0.0, "recon": 0.0, "kl": 0.0}
+    history = _json(arrays, "history", path, list)
+    renamed = [{({"train_loss": "train_objective", "test_loss": "test_neg_elbo"}).get(k, k): v
+                for k, v in row.items()} if isinstance(row, dict) else row for row in history]
+    return counters, renamed
+
+
 def load_trainer_state(path, trainer):
     """Restore a Trainer (built with the same model and data) from a checkpoint."""
     arrays = read(path)
-    if "trainer_state" not in arrays:
+    if "trainer_counters" not in arrays and "trainer_state" not in arrays:
         raise CheckpointError(f"checkpoint {path!r}: holds a model only, no trainer state to resume from")
+    if int(arrays["version"]) == 1:
+        counters, history = _upgrade_v1(arrays, path)
+    else:
+        counters, history = _json(arrays, "trainer_counters", path), _json(arrays, "history", path, list)
+    state = {"counters": counters, "history": history,
+             "perm": arrays.get("perm", np.array([], dtype=np.int64)),
+             "optimizer": {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}}
     load_model(path, trainer.model)
-    state = _json(arrays, "trainer_state", path)
     try:
-        trainer.optimizer.load_state({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
-        trainer.rng.bit_generator.state = state["rng"]
-        trainer.epoch, trainer.step, trainer.batch_index = state["epoch"], state["step"], state["batch_index"]
-        trainer.epoch_sum, trainer.epoch_count = state["epoch_sum"], state["epoch_count"]
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {path!r}: trainer state is incomplete or does not match ({exc})") from None
-    perm = arrays.get("perm", np.array([], dtype=np.int64))
-    trainer.perm = perm.copy() if perm.size else None
-    trainer.history = _json(arrays, "history", path)
+        trainer.load_state(state)
+    except NumpyVAEError as exc:
+        raise CheckpointError(f"checkpoint {path!r}: trainer state does not fit this run: {exc}") from None
     return trainer
 
 
 def trainer_config(path):
-    """The Trainer arguments stored in a checkpoint (to rebuild it for resuming)."""
+    """(model_config, trainer_config, run_info) stored in a trainer checkpoint, to rebuild it for resuming."""
     arrays = read(path)
-    return _model_config(arrays, path), _json(arrays, "trainer_config", path)
+    if "trainer_config" not in arrays:
+        raise CheckpointError(f"checkpoint {path!r}: holds a model only, no trainer state to resume from")
+    config = _json(arrays, "trainer_config", path)
+    run_info = _json(arrays, "run_info", path) if "run_info" in arrays else config.pop("meta", {})
+    if not isinstance(run_info, dict):
+        raise CheckpointError(f"checkpoint {path!r}: entry 'run_info' should be a JSON object")
+    config.pop("meta", None)
+    return _model_config(arrays, path), config, run_info
+
+
+def run_info(path):
+    """The run_info stored beside a trainer's state ({} for a model-only checkpoint)."""
+    arrays = read(path)
+    if "run_info" in arrays:
+        return _json(arrays, "run_info", path)
+    if "trainer_config" in arrays:
+        meta = _json(arrays, "trainer_config", path).get("meta", {})
+        return meta if isinstance(meta, dict) else {}
+    return {}

@@ -7,7 +7,6 @@
     python -m numpyvae sample runs/digits/checkpoint.npz --out samples.png
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -62,7 +61,7 @@ def build_parser():
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", help="output folder (default runs/DATASET)")
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (it is drawn only on a terminal anyway)")
     t.add_argument("--no-plots", action="store_true")
 
     e = sub.add_parser("evaluate", help="print the test ELBO of a checkpoint")
@@ -90,11 +89,10 @@ def _load_data(name, data_dir, progress=True):
 
 def cmd_train(args):
     if args.resume:
-        model_config, config = ckpt.trainer_config(args.resume)
-        meta = config.pop("meta")
-        model = VAE(**model_config)
+        model_config, config, meta = ckpt.trainer_config(args.resume)
+        model = ckpt.build_model(model_config, args.resume)
         data = _load_data(meta["dataset"], args.data_dir or meta.get("data_dir"), not args.no_progress)
-        trainer = Trainer(model, data.x_train, data.x_test, progress=not args.no_progress, **config)
+        trainer = Trainer(model, data.x_train, data.x_test, progress=False if args.no_progress else None, **config)
         ckpt.load_trainer_state(args.resume, trainer)
         epochs = args.epochs or meta["epochs"]
         out = args.out or os.path.dirname(os.path.abspath(args.resume))
@@ -110,16 +108,16 @@ def cmd_train(args):
         trainer = Trainer(model, data.x_train, data.x_test, optimizer=args.optimizer, lr=args.lr,
                           batch_size=args.batch_size or d["batch_size"], estimator=args.estimator,
                           k=args.k, binarize=args.binarize, beta=args.beta, warmup_epochs=args.warmup_epochs,
-                          test_k=args.test_k, seed=args.seed, progress=not args.no_progress)
+                          test_k=args.test_k, seed=args.seed, progress=False if args.no_progress else None)
         epochs = args.epochs if args.epochs is not None else d["epochs"]
         out = args.out or os.path.join("runs", args.dataset)
     os.makedirs(out, exist_ok=True)
-    trainer.config["meta"] = {"dataset": data.name, "data_dir": args.data_dir, "epochs": epochs,
-                              "image_shape": list(data.image_shape)}
+    run_info = {"dataset": data.name, "data_dir": args.data_dir, "epochs": epochs,
+                "image_shape": list(data.image_shape)}
     path = os.path.join(out, "checkpoint.npz")
     t0 = time.perf_counter()
     try:
-        trainer.run(epochs, checkpoint=path)
+        trainer.run(epochs, checkpoint=path, run_info=run_info)
     finally:
         if trainer.history:
             write_history(trainer.history, os.path.join(out, "history.csv"))
@@ -129,34 +127,50 @@ def cmd_train(args):
     if not args.no_plots:
         files += make_plots(model, trainer, data, out, args.seed)
     last = trainer.history[-1] if trainer.history else {}
-    print(f"trained {trainer.epoch} epochs ({trainer.step} steps) in {seconds:.1f} s: "
-          f"train -ELBO {last.get('train_loss', float('nan')):.2f}, test -ELBO {last.get('test_loss') or float('nan'):.2f} nats per example")
+    summary = f"trained {trainer.epoch} epochs ({trainer.step} steps) in {seconds:.1f} s"
+    if last:
+        summary += f": train -ELBO {last['train_neg_elbo']:.2f}"
+        if last["beta"] != 1.0 or trainer.estimator == "iwae":
+            summary += f" (objective {last['train_objective']:.2f})"
+        if last.get("test_neg_elbo") is not None:
+            summary += f", test -ELBO {last['test_neg_elbo']:.2f}"
+        summary += " nats per example"
+    print(summary)
     print(f"wrote {', '.join(files)} to {out}")
     return 0
 
 
 def make_plots(model, trainer, data, out, seed):
+    """Draw the run's figures into ``out``; returns the file names written."""
     from . import plots
     rng = np.random.default_rng(seed)
-    x_test = trainer.x_test_used if trainer.x_test_used is not None else trainer.x_train
-    labels = data.y_test if trainer.x_test_used is not None else data.y_train
-    plots.learning_curves(trainer.history, os.path.join(out, "learning_curves.png"))
-    plots.reconstructions(model, x_test, data.image_shape, os.path.join(out, "reconstructions.png"))
-    plots.prior_samples(model, data.image_shape, os.path.join(out, "samples.png"), rng)
-    plots.latent_space(model, x_test[:2000], None if labels is None else labels[:2000], data.image_shape,
-                       os.path.join(out, "latent.png"))
-    return ["learning_curves.png", "reconstructions.png", "samples.png", "latent.png"]
+    on_test = trainer.x_test_used is not None
+    x = trainer.x_test_used if on_test else trainer.x_train
+    labels = data.y_test if on_test else data.y_train
+    class_names = getattr(data, "class_names", None)
+    figures = {
+        "learning_curves.png": lambda: plots.learning_curves(trainer.history),
+        "reconstructions.png": lambda: plots.reconstructions(model, x, data.image_shape),
+        "samples.png": lambda: plots.prior_samples(model, data.image_shape, rng),
+        "latent.png": lambda: plots.latent_scatter(model, x[:2000], None if labels is None else labels[:2000],
+                                                   class_names),
+        "interpolation.png": lambda: plots.interpolation(model, x[0:4], x[4:8], data.image_shape),
+    }
+    if model.z_dim == 2:
+        figures["manifold.png"] = lambda: plots.latent_manifold(model, data.image_shape)
+    if not trainer.history:
+        del figures["learning_curves.png"]
+    for name, draw in figures.items():
+        plots.save_figure(draw(), os.path.join(out, name))
+    return list(figures)
 
 
 def _meta(path):
-    arrays = ckpt.read(path)
-    if "trainer_config" in arrays:
-        return json.loads(str(arrays["trainer_config"])).get("meta", {})
-    return {}
+    return ckpt.run_info(path)
 
 
 def cmd_evaluate(args):
-    from .estimators import active_units, log_marginal
+    from .evaluate import active_units, bounds, log_marginal
     from .datasets import binarize
     model = ckpt.load_model(args.checkpoint)
     meta = _meta(args.checkpoint)
@@ -164,16 +178,20 @@ def cmd_evaluate(args):
     if name is None:
         raise NumpyVAEError("--dataset: the checkpoint does not say which dataset it was trained on; name one")
     data = _load_data(name, args.data_dir or meta.get("data_dir"))
+    if data.x_dim != model.x_dim:
+        raise NumpyVAEError(f"--dataset: {name} has images of {data.x_dim} pixels, the model in "
+                            f"{args.checkpoint} was trained on {model.x_dim}; name the dataset it was trained on")
     rng = np.random.default_rng(args.seed)
     x = binarize(model.check_x(data.x_test, "x_test"), args.binarize or "none", np.random.default_rng([args.seed, 1]))
-    elbo = np.concatenate([model.elbo(x[i:i + 1000], rng) for i in range(0, len(x), 1000)])
-    print(f"{name} test set, {len(x)} images: -ELBO {-elbo.mean():.3f} nats per example (z sampled, k=1)")
+    b = bounds(model, x, rng, k=args.k)
+    print(f"{name} test set, {len(x)} images: -ELBO {b['neg_elbo']:.3f} = reconstruction {b['recon']:.3f} "
+          f"+ KL {b['kl']:.3f} nats per example (z sampled, k=1)")
     if args.k > 1:
-        bound = np.concatenate([model.elbo(x[i:i + 200], rng, "iwae", args.k) for i in range(0, len(x), 200)])
-        print(f"IWAE bound, k={args.k}: -log p(x) <= {-bound.mean():.3f} nats per example")
+        print(f"IWAE bound, k={args.k}: -log p(x) <= {b['neg_iwae']:.3f} nats per example (a stochastic bound)")
     if args.log_marginal:
         lm = log_marginal(model, x, k=args.log_marginal, rng=rng)
-        print(f"importance-sampled -log p(x), k={args.log_marginal}: {-lm.mean():.3f} nats per example")
+        print(f"importance-sampled estimate of -log p(x), k={args.log_marginal}: {-lm.mean():.3f} nats per example "
+              "(a stochastic upper bound on -log p(x), tighter as k grows)")
     active, _ = active_units(model, x)
     print(f"active units (Cov_x(E_q[z_j]) > 1e-2): {active} of {model.z_dim}")
     return 0
@@ -186,7 +204,8 @@ def cmd_sample(args):
     if shape is None:
         side = int(round(np.sqrt(model.x_dim)))
         shape = (side, side) if side * side == model.x_dim else (1, model.x_dim)
-    path = plots.prior_samples(model, tuple(shape), args.out, np.random.default_rng(args.seed), n=args.n)
+    path = plots.save_figure(plots.prior_samples(model, tuple(shape), np.random.default_rng(args.seed), n=args.n),
+                             args.out)
     print(f"wrote {args.n} samples to {path}")
     return 0
 

@@ -25,3 +25,11 @@ class CheckpointError(NumpyVAEError, ValueError):
 
 class TrainingError(NumpyVAEError, RuntimeError):
     """Training cannot go on (for example the loss became NaN or inf)."""
+
+
+class FileError(NumpyVAEError, OSError):
+    """A file or folder cannot be written or read: disk full, read-only, a file where a folder should be."""
+
+
+class RunExistsError(NumpyVAEError, FileExistsError):
+    """An output folder already holds a run (or another trainer is writing it)."""

@@ -17,21 +17,33 @@ touches this file only.  ``beta`` weights the prior/posterior terms
 Seed eq. (4*): ELBO = E_q[log p(x|z) + log p(z) - log q(z|x)]   -> "mc"
 Seed eq. (7*): ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z))       -> "analytic"
 """
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import distributions as dist
 from .errors import InputError
-from .validate import as_float_array, check_positive_int, check_rng
-from .distributions import reparameterize, gaussian_log_prob, gaussian_log_prob_grads, kl_std_normal, kl_std_normal_grads, std_normal_log_prob
+from .validate import as_float_array, check_float, exp_safe_logvar
+
+# The formulas without argument checks: an estimator's inputs were checked once, at its entry.
+gaussian_log_prob = dist.gaussian_log_prob.kernel
+gaussian_log_prob_grads = dist.gaussian_log_prob_grads.kernel
+kl_std_normal = dist.kl_std_normal.kernel
+kl_std_normal_grads = dist.kl_std_normal_grads.kernel
+std_normal_log_prob = dist.std_normal_log_prob.kernel
 
 
 @dataclass
 class Estimate:
     """An estimator's value and partial derivatives (all of the per-example objective).
 
-    elbo    : (B,)       the objective for each example (a lower bound on log p(x))
+    elbo    : (B,)       the objective for each example (with beta = 1, a lower bound on log p(x))
+    recon   : (B,)       mean_k log p(x|z_k), the reconstruction term of eq. (7*)
+    kl      : (B,)       the KL term: closed form ("analytic"), else the sampled
+                         mean_k [log q(z_k|x) - log p(z_k)]; recon - kl is the
+                         ELBO at beta = 1 whatever beta the objective used
     dlog_px : (K, B)     d elbo / d log p(x|z_k)
     dz      : (K, B, Z) or None, d elbo / d z_k through the terms other than log p(x|z)
     dmu, dlogvar : (B, Z) direct partials (not through z)
@@ -43,23 +55,43 @@ class Estimate:
     dz: object
     dmu: np.ndarray
     dlogvar: np.ndarray
+    recon: np.ndarray = None
+    kl: np.ndarray = None
     reparameterized: bool = True
 
 
-def _checked(log_px, z, mu, logvar):
-    """Refuse inputs that are not finite arrays of shapes (K, B), (K, B, Z), (B, Z), (B, Z)."""
-    log_px, z, mu, logvar = (as_float_array(n, a) for n, a in
-                             (("log_px", log_px), ("z", z), ("mu", mu), ("logvar", logvar)))
-    if (log_px.ndim != 2 or z.ndim != 3 or z.shape[:2] != log_px.shape
-            or mu.shape != z.shape[1:] or logvar.shape != mu.shape):
-        raise InputError(f"log_px, z, mu, logvar: expected shapes (K, B), (K, B, Z), (B, Z), (B, Z), got "
-                         f"{log_px.shape}, {z.shape}, {mu.shape}, {logvar.shape}")
-    return log_px, z, mu, logvar
+def checks_inputs(kernel):
+    """Decorator: refuse inputs that are not finite arrays of shapes (K, B), (K, B, Z), (B, Z), (B, Z).
+
+    The undecorated estimator stays available as ``estimator.kernel``; the VAE
+    calls that one, having built these arrays from inputs it had checked.
+    """
+    @functools.wraps(kernel)
+    def public(log_px, z, mu, logvar, beta=1.0):
+        log_px, z, mu, logvar = (as_float_array(n, a) for n, a in
+                                 (("log_px", log_px), ("z", z), ("mu", mu), ("logvar", logvar)))
+        if (log_px.ndim != 2 or z.ndim != 3 or z.shape[:2] != log_px.shape
+                or mu.shape != z.shape[1:] or logvar.shape != mu.shape):
+            raise InputError(f"log_px, z, mu, logvar: expected shapes (K, B), (K, B, Z), (B, Z), (B, Z), got "
+                             f"{log_px.shape}, {z.shape}, {mu.shape}, {logvar.shape}")
+        if log_px.shape[0] == 0 or log_px.shape[1] == 0:
+            raise InputError(f"log_px: expected at least one sample and one example, got shape {log_px.shape}")
+        exp_safe_logvar("logvar", logvar)
+        beta = check_float("beta", beta, lo=0.0, hi=1e6)
+        return kernel(log_px, z, mu, logvar, beta)
+
+    public.kernel = kernel
+    return public
 
 
 def log_weights(log_px, z, mu, logvar, beta=1.0):
     """f_k = log p(x|z_k) + beta [log p(z_k) - log q(z_k|x)], shape (K, B).  Seed eq. (4*)."""
     return log_px + beta * (std_normal_log_prob(z) - gaussian_log_prob(z, mu, logvar))
+
+
+def _sampled_kl(z, mu, logvar):
+    """mean_k [log q(z_k|x) - log p(z_k)], the Monte Carlo estimate of the KL term; (B,)."""
+    return (gaussian_log_prob(z, mu, logvar) - std_normal_log_prob(z)).mean(axis=0)
 
 
 def _log_ratio_grads(z, mu, logvar):
@@ -73,39 +105,42 @@ def _log_ratio_grads(z, mu, logvar):
     return dq_dmu - z, -dq_dmu, -dq_dlogvar
 
 
+@checks_inputs
 def analytic(log_px, z, mu, logvar, beta=1.0):
     """Estimator B of Kingma & Welling: mean_k log p(x|z_k) - beta KL(q || N(0, I)).  Eq. (7*)."""
-    log_px, z, mu, logvar = _checked(log_px, z, mu, logvar)
     K = log_px.shape[0]
     kl = kl_std_normal(mu, logvar)
     dkl_dmu, dkl_dlogvar = kl_std_normal_grads(mu, logvar)
-    return Estimate(elbo=log_px.mean(axis=0) - beta * kl,
+    recon = log_px.mean(axis=0)
+    return Estimate(elbo=recon - beta * kl,
                     dlog_px=np.full_like(log_px, 1.0 / K),
-                    dz=None, dmu=-beta * dkl_dmu, dlogvar=-beta * dkl_dlogvar)
+                    dz=None, dmu=-beta * dkl_dmu, dlogvar=-beta * dkl_dlogvar, recon=recon, kl=kl)
 
 
+@checks_inputs
 def mc(log_px, z, mu, logvar, beta=1.0):
     """Estimator A: mean_k f_k, everything sampled.  Eq. (4*).
 
     mu and logvar reach the objective twice: through z (the model's chain
     rule) and directly through log q (``dmu``, ``dlogvar`` here).
     """
-    log_px, z, mu, logvar = _checked(log_px, z, mu, logvar)
     K = log_px.shape[0]
     dg_dz, dg_dmu, dg_dlogvar = _log_ratio_grads(z, mu, logvar)
     w = beta / K
     return Estimate(elbo=log_weights(log_px, z, mu, logvar, beta).mean(axis=0),
                     dlog_px=np.full_like(log_px, 1.0 / K),
-                    dz=w * dg_dz, dmu=w * dg_dmu.sum(axis=0), dlogvar=w * dg_dlogvar.sum(axis=0))
+                    dz=w * dg_dz, dmu=w * dg_dmu.sum(axis=0), dlogvar=w * dg_dlogvar.sum(axis=0),
+                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar))
 
 
+@checks_inputs
 def stl(log_px, z, mu, logvar, beta=1.0):
     """"Sticking the landing" (Roeder et al. 2017): the mc objective, path derivative only.
 
     The direct partials of log q with respect to mu, logvar (the score
     term, zero in expectation) are dropped; the gradient flows through z.
     """
-    est = mc(log_px, z, mu, logvar, beta)
+    est = mc.kernel(log_px, z, mu, logvar, beta)
     est.dmu = np.zeros_like(mu)
     est.dlogvar = np.zeros_like(logvar)
     return est
@@ -118,6 +153,7 @@ def _logsumexp(a, axis=0):
     return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(a - m), axis=axis))
 
 
+@checks_inputs
 def iwae(log_px, z, mu, logvar, beta=1.0):
     """Importance-weighted bound log (1/K) sum_k exp(f_k) (Burda et al. 2016).
 
@@ -125,7 +161,6 @@ def iwae(log_px, z, mu, logvar, beta=1.0):
     normalised importance weight w_k = exp(f_k) / sum_j exp(f_j).
     derivations/08-iwae.md
     """
-    log_px, z, mu, logvar = _checked(log_px, z, mu, logvar)
     K = log_px.shape[0]
     f = log_weights(log_px, z, mu, logvar, beta)
     elbo = _logsumexp(f, axis=0) - math.log(K)
@@ -133,9 +168,11 @@ def iwae(log_px, z, mu, logvar, beta=1.0):
     dg_dz, dg_dmu, dg_dlogvar = _log_ratio_grads(z, mu, logvar)
     bw = beta * w[..., None]
     return Estimate(elbo=elbo, dlog_px=w, dz=bw * dg_dz,
-                    dmu=(bw * dg_dmu).sum(axis=0), dlogvar=(bw * dg_dlogvar).sum(axis=0))
+                    dmu=(bw * dg_dmu).sum(axis=0), dlogvar=(bw * dg_dlogvar).sum(axis=0),
+                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar))
 
 
+@checks_inputs
 def score(log_px, z, mu, logvar, beta=1.0):
     """Score-function (REINFORCE) gradient for the encoder -- for teaching only.
 
@@ -145,57 +182,13 @@ def score(log_px, z, mu, logvar, beta=1.0):
     gradient (derivations/06-reparameterization.md measures it).  The
     decoder still gets mean_k grad log p(x|z_k).  ``elbo`` is the mc value.
     """
-    log_px, z, mu, logvar = _checked(log_px, z, mu, logvar)
     K = log_px.shape[0]
     f = log_weights(log_px, z, mu, logvar, beta)
     dq_dmu, dq_dlogvar = gaussian_log_prob_grads(z, mu, logvar)   # grad of log q(z_k|x)
     fw = f[..., None] / K
     return Estimate(elbo=f.mean(axis=0), dlog_px=np.full_like(log_px, 1.0 / K), dz=None,
                     dmu=(fw * dq_dmu).sum(axis=0), dlogvar=(fw * dq_dlogvar).sum(axis=0),
-                    reparameterized=False)
+                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar), reparameterized=False)
 
 
 ESTIMATORS = {"analytic": analytic, "mc": mc, "iwae": iwae, "stl": stl, "score": score}
-
-
-def log_marginal(model, x, k=5000, rng=None, max_rows=32768):
-    """Importance-sampled log p(x) with q(z|x) as the proposal -- seed eq. (3*).
-
-        log p(x) ~ log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x)
-
-    x : (N, D) -> (N,) estimates in nats.  The k samples are drawn in chunks
-    so that at most ``max_rows`` decoder rows exist at once (k=5000 on 10,000
-    images fits in memory); a running log-sum-exp combines the chunks.
-    It is the IWAE bound with K = k, so it is a lower bound in expectation
-    that tightens as k grows.
-    """
-    x = model.check_x(x)
-    k = check_positive_int("k", k)
-    rng = check_rng("rng", rng)
-    n_per = max(1, min(len(x), max_rows // min(k, max_rows)))   # examples per pass
-    out = np.empty(len(x), dtype=np.float64)
-    for start in range(0, len(x), n_per):
-        xb = x[start:start + n_per]
-        mu, logvar = model.encode(xb)
-        B = len(xb)
-        total = np.full(B, -np.inf)
-        c = max(1, max_rows // B)
-        for done in range(0, k, c):
-            kc = min(c, k - done)
-            z, _ = reparameterize(mu, logvar, model.draw_eps(rng, kc, B))
-            log_px = model.log_px(xb, model.decode(z.reshape(kc * B, -1)).reshape(kc, B, -1))
-            f = log_weights(log_px, z, mu, logvar).astype(np.float64)
-            total = np.logaddexp(total, _logsumexp(f, axis=0))
-        out[start:start + B] = total - math.log(k)
-    return out
-
-
-def active_units(model, x, threshold=1e-2):
-    """Burda et al.'s active units: latent u is active if Cov_x(E_q[u]) > threshold.
-
-    E_q[u] is the posterior mean mu_u(x); its variance over the data x (N, D)
-    is returned with the count of active units: (count, variances (Z,)).
-    """
-    mu, _ = model.encode(model.check_x(x))
-    var = np.var(mu.astype(np.float64), axis=0)
-    return int(np.sum(var > threshold)), var

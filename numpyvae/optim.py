@@ -16,6 +16,7 @@ class Optimizer:
     """Shared bookkeeping: the params, a step count and per-parameter slots."""
 
     slot_names = ()
+    nonnegative_slots = ()
 
     def __init__(self, params, lr):
         if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
@@ -41,11 +42,39 @@ class Optimizer:
         return out
 
     def load_state(self, state):
-        """Restore what ``state()`` returned (arrays copied into place)."""
-        self.t = int(state["t"])
+        """Restore what ``state()`` returned (arrays copied into place).
+
+        Every entry is checked first (a non-negative integer step count; each
+        slot present, of the parameter's exact shape, real and finite, and not
+        negative where it is a sum of squares); on any mismatch InputError names
+        the entry and nothing is changed.
+        """
+        if not isinstance(state, dict):
+            raise InputError(f"optimizer state: expected a mapping, got {type(state).__name__}")
+        t = np.asarray(state.get("t"))
+        if t.shape != () or t.dtype.kind not in "iu" or int(t) < 0:
+            raise InputError(f"optimizer state 't': expected a non-negative integer step count, got {state.get('t')!r:.60}")
+        checked = {}
         for s, d in self.slots.items():
             for k, v in d.items():
-                v[...] = state[f"{s}/{k}"]
+                key = f"{s}/{k}"
+                a = state.get(key)
+                if not isinstance(a, np.ndarray) or a.dtype.kind != "f" or a.shape != v.shape:
+                    got = "nothing" if a is None else f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}"
+                    raise InputError(f"optimizer state {key!r}: expected a float array of shape {v.shape}, got {got}")
+                if not np.all(np.isfinite(a)):
+                    raise InputError(f"optimizer state {key!r}: contains NaN or inf")
+                if s in self.nonnegative_slots and np.any(a < 0):
+                    raise InputError(f"optimizer state {key!r}: a sum of squares, expected values >= 0, "
+                                     f"found {a.min()}")
+                checked[key] = a
+        extra = set(state) - set(checked) - {"t"}
+        if extra:
+            raise InputError(f"optimizer state: unexpected entries {sorted(extra)[:5]} (a different optimizer?)")
+        self.t = int(t)
+        for s, d in self.slots.items():
+            for k, v in d.items():
+                v[...] = checked[f"{s}/{k}"]
 
 
 class SGD(Optimizer):
@@ -69,6 +98,7 @@ class Adagrad(Optimizer):
     """G <- G + g^2;  p <- p - lr g / (sqrt(G) + eps)  (used by Kingma & Welling 2013)."""
 
     slot_names = ("sum_sq",)
+    nonnegative_slots = ("sum_sq",)
 
     def __init__(self, params, lr=1e-2, eps=1e-8):
         super().__init__(params, lr)
@@ -93,6 +123,7 @@ class Adam(Optimizer):
     """
 
     slot_names = ("m", "v")
+    nonnegative_slots = ("v",)
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(params, lr)

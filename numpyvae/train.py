@@ -2,14 +2,25 @@
 
 All randomness (shuffling, dynamic binarization, eps, the test ELBO's
 samples) comes from one ``numpy.random.Generator`` seeded from ``seed``; its
-state is part of the trainer's state, so a run stopped between two steps and
-resumed from a checkpoint ends with bit-identical parameters.
+state is part of the trainer's state (``state()`` / ``load_state()``), so a
+run stopped between two steps and resumed ends with bit-identical parameters.
+
+The history has one row per epoch, every figure in nats per example:
+
+    train_objective  the loss that was minimised: -(recon - beta KL) with the
+                     epoch's beta (KL warm-up, beta-VAE), or the negative IWAE
+                     bound; it equals train_neg_elbo only when beta = 1 (and
+                     the estimator is not iwae)
+    train_neg_elbo   -ELBO at beta = 1 on the same samples: train_recon + train_kl
+    train_recon      -E_q[log p(x|z)], the reconstruction term of eq. (7*)
+    train_kl         KL(q(z|x) || p(z)) (closed form for "analytic", else sampled)
+    test_neg_elbo, test_recon, test_kl   the same on the test set (beta = 1, one z per image)
+    test_neg_iwae    the negative IWAE bound with test_k samples (only when test_k > 1)
 """
 import csv
 import io
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -20,9 +31,16 @@ from . import datasets
 from .datasets import BINARIZE
 from .errors import InputError, TrainingError
 from .estimators import ESTIMATORS
+from .evaluate import bounds
+from .fileio import atomic_write
 from .optim import OPTIMIZERS
-from .validate import as_float_array, check_choice, check_positive_int
+from .progress import ProgressBar
+from .validate import as_float_array, check_choice, check_float, check_positive_int
 
+# running sums over the current epoch, weighted by batch size
+SUM_KEYS = ("objective", "neg_elbo", "recon", "kl")
+# the signals that stop a run cleanly: Ctrl-C, and what `kill`, `timeout` and clusters send
+STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
 
 
 class Trainer:
@@ -38,11 +56,13 @@ class Trainer:
                   weight rises linearly from 0 to beta (0: no warm-up).
     test_k      : samples per test example for the test ELBO (z is sampled).
     seed        : seeds the one generator all draws come from.
+    progress    : the per-batch progress bar: None (only when stderr is a terminal), True, False.
+    verbose     : print one labelled line per epoch on stderr.
     """
 
     def __init__(self, model, x_train, x_test=None, *, optimizer="adam", lr=None, batch_size=128,
                  estimator="analytic", k=1, binarize="none", beta=1.0, warmup_epochs=0, test_k=1,
-                 seed=0, progress=True):
+                 seed=0, progress=None, verbose=True):
         self.model = model
         self.x_train = model.check_x(x_train, "x_train")
         self.x_test = None if x_test is None else model.check_x(x_test, "x_test")
@@ -54,23 +74,25 @@ class Trainer:
         self.binarize = check_choice("binarize", binarize, BINARIZE)
         if binarize != "none" and model.likelihood != "bernoulli":
             raise InputError(f"binarize: {binarize!r} only makes sense for a Bernoulli likelihood")
-        self.beta = float(as_float_array("beta", beta, lo=0.0))
-        self.warmup_epochs = float(as_float_array("warmup_epochs", warmup_epochs, lo=0.0))
+        self.beta = check_float("beta", beta, lo=0.0, hi=1e6)
+        self.warmup_epochs = check_float("warmup_epochs", warmup_epochs, lo=0.0, hi=1e6)
+        seed = check_positive_int("seed", seed, minimum=0)
         opt_cls = OPTIMIZERS[check_choice("optimizer", optimizer, OPTIMIZERS)]
         self.optimizer = opt_cls(model.params) if lr is None else opt_cls(model.params, lr=lr)
         self.config = dict(optimizer=optimizer, lr=self.optimizer.lr, batch_size=self.batch_size,
                            estimator=estimator, k=self.k, binarize=binarize, beta=self.beta,
-                           warmup_epochs=self.warmup_epochs, test_k=self.test_k, seed=int(seed))
+                           warmup_epochs=self.warmup_epochs, test_k=self.test_k, seed=seed)
         self.rng = np.random.default_rng(seed)
         # the test set is binarized once, by its own seeded generator, so every epoch sees the same one
         self.x_test_used = None if self.x_test is None else datasets.binarize(
             self.x_test, self.binarize, np.random.default_rng([int(seed), 1]))
-        self.progress = progress
+        self.progress, self.verbose = progress, bool(verbose)
         self.epoch, self.step, self.batch_index = 0, 0, 0
         self.perm = None
-        self.epoch_sum, self.epoch_count = 0.0, 0
+        self.sums, self.epoch_count = dict.fromkeys(SUM_KEYS, 0.0), 0
         self.history = []
         self.stop_requested = False
+        self.stop_signal = None
 
     # ---- one step and one epoch ---------------------------------------------------
 
@@ -82,7 +104,11 @@ class Trainer:
         return self.beta * min(1.0, self.step / (self.warmup_epochs * steps_per_epoch))
 
     def train_step(self, xb):
-        """One optimizer step on the batch xb; returns the loss (nats per example)."""
+        """One optimizer step on the batch xb; returns the objective (nats per example).
+
+        The estimate's reconstruction and KL terms of this step are left in
+        ``self.model.last_estimate``.
+        """
         xb = datasets.binarize(xb, self.binarize, self.rng)
         where = f"at step {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch_index + 1})"
         advice = "lower the learning rate or check the data"
@@ -99,27 +125,25 @@ class Trainer:
         self.step += 1
         return loss
 
-    def evaluate(self, x=None, k=None, batch_size=1000):
-        """Mean test loss -ELBO (nats per example), z sampled from q(z|x) (IWAE bound if k > 1)."""
+    def evaluate(self, x=None, k=None):
+        """Test figures (numpyvae.evaluate.bounds): neg_elbo, recon, kl, and neg_iwae if k > 1."""
         x = self.x_test_used if x is None else self.model.check_x(x)
-        k = self.test_k if k is None else k
-        est = "iwae" if k > 1 else "analytic"
-        total = sum(float(np.sum(self.model.elbo(x[i:i + batch_size], self.rng, est, k)))
-                    for i in range(0, len(x), batch_size))
-        return -total / len(x)
+        return bounds(self.model, x, self.rng, self.test_k if k is None else k)
 
-    def run(self, epochs, checkpoint=None, on_epoch=None):
+    def run(self, epochs, checkpoint=None, on_epoch=None, run_info=None):
         """Train until ``epochs`` epochs are done in all (a resumed run continues).
 
-        checkpoint : path written after every epoch, and on Ctrl-C (then
-                     KeyboardInterrupt is re-raised after the save).
+        checkpoint : path written after every epoch, and on Ctrl-C or SIGTERM
+                     (the current step finishes, the checkpoint is saved, then
+                     KeyboardInterrupt is raised).
         on_epoch   : called with the history row after each epoch.
+        run_info   : a JSON-able dict saved in the checkpoint beside the state.
         Returns the history (list of dicts).
         """
         epochs = check_positive_int("epochs", epochs, minimum=0)
-        previous = signal.getsignal(signal.SIGINT) if _main_thread() else None
-        if previous is not None:
-            signal.signal(signal.SIGINT, self._on_sigint)
+        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _main_thread() else {}
+        for s in previous:
+            signal.signal(s, self._on_stop_signal)
         try:
             while self.epoch < epochs:
                 self._run_epoch(epochs)
@@ -127,39 +151,43 @@ class Trainer:
                     break
                 row = self._end_epoch()
                 if checkpoint is not None:
-                    self.save(checkpoint)
+                    self.save(checkpoint, run_info)
                 if on_epoch is not None:
                     on_epoch(row)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
         if self.stop_requested:
             self.stop_requested = False
+            name = signal.Signals(self.stop_signal).name if self.stop_signal else "a stop request"
             if checkpoint is not None:
-                self.save(checkpoint)
-                print(f"\ninterrupted: saved {checkpoint} at step {self.step}", file=sys.stderr)
-            raise KeyboardInterrupt
+                self.save(checkpoint, run_info)
+                print(f"\nstopped by {name}: saved {checkpoint} at step {self.step}", file=sys.stderr)
+            raise KeyboardInterrupt(name)
         return self.history
 
-    def _on_sigint(self, signum, frame):
-        """Ctrl-C: finish the current step, then stop (the step is never half-applied)."""
-        self.stop_requested = True
+    def _on_stop_signal(self, signum, frame):
+        """Ctrl-C or SIGTERM: finish the current step, then stop (a step is never half-applied)."""
+        self.stop_requested, self.stop_signal = True, signum
 
     def _run_epoch(self, epochs):
         n = len(self.x_train)
         if self.perm is None:
             self.perm = self.rng.permutation(n)
-            self.batch_index, self.epoch_sum, self.epoch_count = 0, 0.0, 0
+            self.batch_index, self.sums, self.epoch_count = 0, dict.fromkeys(SUM_KEYS, 0.0), 0
             self._t0 = time.perf_counter()
         n_batches = math.ceil(n / self.batch_size)
         bar = ProgressBar(n_batches, f"epoch {self.epoch + 1}/{epochs}", self.progress)
         while self.batch_index < n_batches and not self.stop_requested:
             idx = self.perm[self.batch_index * self.batch_size:(self.batch_index + 1) * self.batch_size]
-            loss = self.train_step(self.x_train[idx])
-            self.epoch_sum += loss * len(idx)
+            objective = self.train_step(self.x_train[idx])
+            est = self.model.last_estimate
+            recon, kl = -float(np.mean(est.recon)), float(np.mean(est.kl))
+            for key, value in (("objective", objective), ("neg_elbo", recon + kl), ("recon", recon), ("kl", kl)):
+                self.sums[key] += value * len(idx)
             self.epoch_count += len(idx)
             self.batch_index += 1
-            bar.update(self.batch_index, f"loss {self.epoch_sum / self.epoch_count:.2f}")
+            bar.update(self.batch_index, f"objective {self.sums['objective'] / self.epoch_count:.2f}")
         bar.close()
 
     def _end_epoch(self):
@@ -167,21 +195,94 @@ class Trainer:
         if bad:
             raise TrainingError(f"parameters {bad} became NaN or inf by step {self.step} (epoch {self.epoch + 1})")
         self.epoch += 1
-        row = {"epoch": self.epoch, "step": self.step, "beta": self.beta_now(),
-               "train_loss": self.epoch_sum / self.epoch_count,
-               "test_loss": None if self.x_test_used is None else self.evaluate(),
-               "seconds": time.perf_counter() - getattr(self, "_t0", time.perf_counter())}
+        row = {"epoch": self.epoch, "step": self.step, "beta": self.beta_now()}
+        row.update({f"train_{key}": self.sums[key] / self.epoch_count for key in SUM_KEYS})
+        test = {} if self.x_test_used is None else self.evaluate()
+        for key in ("neg_elbo", "recon", "kl"):
+            row[f"test_{key}"] = test.get(key)
+        if self.test_k > 1:
+            row["test_neg_iwae"] = test.get("neg_iwae")
+        row["seconds"] = time.perf_counter() - getattr(self, "_t0", time.perf_counter())
         self.history.append(row)
-        self.perm = None
-        if self.progress:
-            test = "" if self.x_test_used is None else f", test {row['test_loss']:.2f}"
-            print(f"epoch {self.epoch}: train {row['train_loss']:.2f}{test} nats ({row['seconds']:.1f} s)", file=sys.stderr)
+        self.perm, self.batch_index, self.epoch_count = None, 0, 0
+        self.sums = dict.fromkeys(SUM_KEYS, 0.0)
+        if self.verbose:
+            print(format_row(row), file=sys.stderr)
         return row
 
-    def save(self, path):
+    # ---- the trainer's state, for checkpoints ------------------------------------------
+
+    def state(self):
+        """Everything needed to resume bit-identically.
+
+        Returns a dict: "counters" (epoch, step, batch_index, epoch_count,
+        the running sums and the generator's state: JSON-able), "history"
+        (list of rows), "perm" (int64 array, empty between epochs) and
+        "optimizer" (dict name -> array, see ``Optimizer.state``).
+        """
+        counters = {"epoch": self.epoch, "step": self.step, "batch_index": self.batch_index,
+                    "epoch_count": self.epoch_count, "sums": dict(self.sums),
+                    "rng": self.rng.bit_generator.state}
+        perm = np.array([] if self.perm is None else self.perm, dtype=np.int64)
+        return {"counters": counters, "history": list(self.history), "perm": perm,
+                "optimizer": self.optimizer.state()}
+
+    def load_state(self, state):
+        """Restore what ``state()`` returned, checking every field first.
+
+        Nothing is changed unless every field is valid; a bad field raises
+        InputError naming it and what was expected.
+        """
+        n = len(self.x_train)
+        n_batches = math.ceil(n / self.batch_size)
+        if not isinstance(state, dict) or not {"counters", "history", "perm", "optimizer"} <= set(state):
+            raise InputError("state: expected a dict with counters, history, perm and optimizer")
+        c = state["counters"]
+        if not isinstance(c, dict):
+            raise InputError(f"counters: expected a mapping, got {type(c).__name__}")
+        limits = {"epoch": None, "step": None, "batch_index": n_batches, "epoch_count": n}
+        counts = {}
+        for key, hi in limits.items():
+            value = check_positive_int(f"counters.{key}", c.get(key), minimum=0)
+            if hi is not None and value > hi:
+                raise InputError(f"counters.{key}: expected at most {hi}, got {value}")
+            counts[key] = value
+        if counts["step"] < counts["epoch"]:
+            raise InputError(f"counters.step: expected at least one step per epoch ({counts['epoch']}), "
+                             f"got {counts['step']}")
+        sums = c.get("sums")
+        if not isinstance(sums, dict) or set(sums) != set(SUM_KEYS):
+            raise InputError(f"counters.sums: expected a mapping with keys {list(SUM_KEYS)}, got {sums!r:.80}")
+        sums = {key: check_float(f"counters.sums.{key}", sums[key]) for key in SUM_KEYS}
+        rng = np.random.default_rng()
+        try:
+            rng.bit_generator.state = c.get("rng")
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InputError(f"counters.rng: not a state of numpy's {type(rng.bit_generator).__name__} "
+                             f"generator ({exc})") from None
+        perm = state["perm"]
+        if not isinstance(perm, np.ndarray) or perm.dtype.kind not in "iu" or perm.ndim != 1:
+            raise InputError("perm: expected a 1-D integer array")
+        if perm.size and (len(perm) != n or not np.array_equal(np.sort(perm), np.arange(n))):
+            raise InputError(f"perm: expected a permutation of 0..{n - 1} (the training set's order), "
+                             f"got {len(perm)} values that are not one")
+        if not perm.size and (counts["batch_index"] or counts["epoch_count"]):
+            raise InputError("perm: missing, but the counters say the run stopped inside an epoch")
+        history = state["history"]
+        if (not isinstance(history, list) or len(history) != counts["epoch"]
+                or not all(isinstance(r, dict) for r in history)):
+            raise InputError(f"history: expected a list of {counts['epoch']} rows (one per finished epoch)")
+        self.optimizer.load_state(state["optimizer"])        # checks its slots before changing anything
+        self.epoch, self.step = counts["epoch"], counts["step"]
+        self.batch_index, self.epoch_count, self.sums = counts["batch_index"], counts["epoch_count"], sums
+        self.rng.bit_generator.state = rng.bit_generator.state
+        self.perm = perm.astype(np.int64) if perm.size else None
+        self.history = [dict(r) for r in history]
+
+    def save(self, path, run_info=None):
         """Write a checkpoint of everything needed to resume (numpyvae.checkpoint)."""
         from .checkpoint import save_trainer
-        save_trainer(path, self)
+        save_trainer(path, self, run_info)
 
 
 def _main_thread():
@@ -189,40 +290,31 @@ def _main_thread():
     return threading.current_thread() is threading.main_thread()
 
 
-class ProgressBar:
-    """A one-line text progress bar on stderr, redrawn at most 10 times a second."""
-
-    def __init__(self, total, label, enabled=True, width=30):
-        self.total, self.label, self.enabled, self.width = total, label, enabled, width
-        self._last = 0.0
-
-    def update(self, done, info=""):
-        now = time.perf_counter()
-        if not self.enabled or (now - self._last < 0.1 and done < self.total):
-            return
-        self._last = now
-        filled = int(self.width * done / self.total)
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} {info}")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\r" + " " * (self.width + len(self.label) + 40) + "\r")
-            sys.stderr.flush()
-
-
 # ---- the history as data --------------------------------------------------------
+
+def format_row(row):
+    """One history row as the line printed after each epoch, every figure labelled."""
+    text = f"epoch {row['epoch']}: train objective {row['train_objective']:.2f}"
+    if row.get("beta", 1.0) != 1.0:
+        text += f" (beta {row['beta']:.3g})"
+    text += (f", -ELBO {row['train_neg_elbo']:.2f} = recon {row['train_recon']:.2f} + KL {row['train_kl']:.2f}")
+    if row.get("test_neg_elbo") is not None:
+        text += (f" | test -ELBO {row['test_neg_elbo']:.2f} = recon {row['test_recon']:.2f}"
+                 f" + KL {row['test_kl']:.2f}")
+    if row.get("test_neg_iwae") is not None:
+        text += f", IWAE bound {row['test_neg_iwae']:.2f}"
+    return text + f" nats ({row['seconds']:.1f} s)"
+
 
 def write_history(history, path):
     """Write the history rows as CSV (.csv) or JSON (.json), atomically."""
-    from .checkpoint import atomic_write
-    path = os.fspath(path)
+    path = str(path)
     if path.endswith(".json"):
         data = json.dumps(history, indent=1).encode()
     elif path.endswith(".csv"):
         buf = io.StringIO()
-        fields = list(history[0]) if history else ["epoch"]
-        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        fields = list(dict.fromkeys(key for row in history for key in row)) or ["epoch"]
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", restval="")
         writer.writeheader()
         writer.writerows(history)
         data = buf.getvalue().encode()

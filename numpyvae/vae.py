@@ -15,9 +15,14 @@ import numpy as np
 from . import distributions as dist
 from .errors import InputError
 from .estimators import ESTIMATORS
-from .layers import sigmoid
+from .layers import ACTIVATIONS, INITS, sigmoid
 from .mlp import MLP
-from .validate import as_float_array, check_choice, check_dtype, check_positive_int, check_rng
+from .validate import as_float_array, check_choice, check_dtype, check_float, check_positive_int, check_rng
+
+# The formulas without argument checks: the VAE checks x and eps once, at its public methods.
+bernoulli_log_prob, bernoulli_log_prob_grad = dist.bernoulli_log_prob.kernel, dist.bernoulli_log_prob_grad.kernel
+gaussian_log_prob, gaussian_log_prob_grads = dist.gaussian_log_prob.kernel, dist.gaussian_log_prob_grads.kernel
+reparameterize, reparameterize_backward = dist.reparameterize.kernel, dist.reparameterize_backward.kernel
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 # the Gaussian decoder's mean: the raw output, or squashed into (0, 1) by a
@@ -26,6 +31,8 @@ GAUSSIAN_MEANS = ("identity", "sigmoid")
 # log-variances are clipped to this range (gradient zero outside) so that
 # exp(logvar) stays finite even for absurd network outputs.
 LOGVAR_LIMIT = 30.0
+# the largest model built (about 400 MB of float32 weights, twice that with Adam's slots)
+MAX_PARAMS = 100_000_000
 
 
 def _clip_logvar(raw):
@@ -58,8 +65,20 @@ class VAE:
     def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu",
                  init="glorot", dtype=np.float32, seed=0, gaussian_mean="identity"):
         x_dim, z_dim = check_positive_int("x_dim", x_dim), check_positive_int("z_dim", z_dim)
-        hidden = [hidden] if isinstance(hidden, (int, np.integer)) else list(hidden)
+        if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
+            hidden = [hidden]
+        if not isinstance(hidden, (list, tuple)):
+            raise InputError(f"hidden: expected an int or a list of ints (hidden layer sizes), got {hidden!r}")
         hidden = [check_positive_int(f"hidden[{i}]", h) for i, h in enumerate(hidden)]
+        seed = check_positive_int("seed", seed, minimum=0)
+        check_choice("activation", activation, ACTIVATIONS)
+        check_choice("init", init, INITS)
+        out_dim = x_dim if likelihood == "bernoulli" else 2 * x_dim
+        sizes = [x_dim, *hidden, 2 * z_dim]
+        n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])) + \
+            sum((a + 1) * b for a, b in zip([z_dim, *hidden[::-1]], [*hidden[::-1], out_dim]))
+        if n_params > MAX_PARAMS:     # refuse before allocating: a typo must not eat the machine's memory
+            raise InputError(f"x_dim, hidden, z_dim: {n_params:,} parameters, expected at most {MAX_PARAMS:,}")
         self.likelihood = check_choice("likelihood", likelihood, LIKELIHOODS)
         self.gaussian_mean = check_choice("gaussian_mean", gaussian_mean, GAUSSIAN_MEANS)
         if likelihood == "bernoulli" and gaussian_mean != "identity":
@@ -70,7 +89,6 @@ class VAE:
                            gaussian_mean=gaussian_mean)
         self.x_dim, self.z_dim = x_dim, z_dim
         rng = np.random.default_rng(seed)
-        out_dim = x_dim if likelihood == "bernoulli" else 2 * x_dim
         self.encoder = MLP([x_dim, *hidden, 2 * z_dim], activation, init, rng, self.dtype)
         self.decoder = MLP([z_dim, *hidden[::-1], out_dim], activation, init, rng, self.dtype)
         self.params = OrderedDict()
@@ -90,15 +108,30 @@ class VAE:
             raise InputError(f"{name}: expected shape (batch >= 1, {self.x_dim}), got {x.shape}")
         return x
 
+    def check_z(self, z, name="z"):
+        """Validate latent codes: (N, z_dim), finite; cast to the model dtype."""
+        z = as_float_array(name, z, ndim=2, dtype=self.dtype)
+        if z.shape[1] != self.z_dim or z.shape[0] == 0:
+            raise InputError(f"{name}: expected shape (n >= 1, {self.z_dim}), got {z.shape}")
+        return z
+
     def encode(self, x):
-        """x: (B, D) -> mu, logvar: (B, Z).  Caches for backward."""
+        """x: (B, D) -> mu, logvar: (B, Z), the parameters of q(z|x).  Checks x."""
+        return self._encode(self.check_x(x))
+
+    def decode(self, z):
+        """z: (N, Z) -> the decoder output (N, D) logits or (N, 2D) [mean | logvar].  Checks z."""
+        return self._decode(self.check_z(z))
+
+    def _encode(self, x):
+        """encode for a checked x; caches for backward."""
         h = self.encoder.forward(x)
         mu, raw = h[:, :self.z_dim], h[:, self.z_dim:]
         logvar, self._enc_mask = _clip_logvar(raw)
         return mu, logvar
 
-    def decode(self, z):
-        """z: (N, Z) -> the decoder output (N, D) logits or (N, 2D) [mean | logvar]."""
+    def _decode(self, z):
+        """decode for a checked z; caches for backward."""
         out = self.decoder.forward(z)
         if self.likelihood == "gaussian":
             mean = out[:, :self.x_dim]
@@ -111,15 +144,15 @@ class VAE:
     def log_px(self, x, out):
         """log p(x|z) from the decoder output; x (B, D), out (K, B, D or 2D) -> (K, B)."""
         if self.likelihood == "bernoulli":
-            return dist.bernoulli_log_prob(x, out)
-        return dist.gaussian_log_prob(x, out[..., :self.x_dim], out[..., self.x_dim:])
+            return bernoulli_log_prob(x, out)
+        return gaussian_log_prob(x, out[..., :self.x_dim], out[..., self.x_dim:])
 
     def dlog_px(self, x, out):
         """d log p(x|z) / d out, same shape as out."""
         if self.likelihood == "bernoulli":
-            return dist.bernoulli_log_prob_grad(x, out)
+            return bernoulli_log_prob_grad(x, out)
         mean = out[..., :self.x_dim]
-        dmean, dlogvar = dist.gaussian_log_prob_grads(x, mean, out[..., self.x_dim:])
+        dmean, dlogvar = gaussian_log_prob_grads(x, mean, out[..., self.x_dim:])
         if self.gaussian_mean == "sigmoid":
             dmean *= mean * (1 - mean)                               # d sigmoid(a)/da = s (1 - s)
         return np.concatenate([dmean, dlogvar * self._dec_mask.reshape(dlogvar.shape)], axis=-1)
@@ -135,9 +168,9 @@ class VAE:
         log_px = log p(x|z) (K, B); and the reparameterization's cache.
         """
         K, B = eps.shape[:2]
-        mu, logvar = self.encode(x)
-        z, rcache = dist.reparameterize(mu, logvar, eps)           # derivations/06-reparameterization.md
-        out = self.decode(z.reshape(K * B, self.z_dim)).reshape(K, B, -1)
+        mu, logvar = self._encode(x)
+        z, rcache = reparameterize(mu, logvar, eps)                 # derivations/06-reparameterization.md
+        out = self._decode(z.reshape(K * B, self.z_dim)).reshape(K, B, -1)
         return mu, logvar, z, out, self.log_px(x, out), rcache
 
     def draw_eps(self, rng, k, batch):
@@ -161,20 +194,22 @@ class VAE:
         The grad arrays are the layers' own buffers, overwritten by the next call.
         """
         x = self.check_x(x)
-        est_fn = ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)]
-        beta = float(as_float_array("beta", beta, ndim=0, lo=0.0))
+        est_fn = ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)].kernel
+        beta = check_float("beta", beta, lo=0.0, hi=1e6)
         B = x.shape[0]
         if eps is None:
             eps = self.draw_eps(check_rng("rng", rng), check_positive_int("k", k), B)
         else:
             eps = as_float_array("eps", eps, dtype=self.dtype)
             eps = eps[None] if eps.ndim == 2 else eps
-            if eps.ndim != 3 or eps.shape[1:] != (B, self.z_dim):
-                raise InputError(f"eps: expected shape ({B}, {self.z_dim}) or (k, {B}, {self.z_dim}), got {eps.shape}")
+            if eps.ndim != 3 or eps.shape[1:] != (B, self.z_dim) or eps.shape[0] == 0:
+                raise InputError(f"eps: expected shape ({B}, {self.z_dim}) or (k >= 1, {B}, {self.z_dim}), "
+                                 f"got {eps.shape}")
         K = eps.shape[0]
 
         mu, logvar, z, out, log_px, rcache = self.forward(x, eps)
         est = est_fn(log_px, z, mu, logvar, beta)
+        self.last_estimate = est                                     # recon and kl terms, for the history
         loss = -float(np.mean(est.elbo))
 
         # backward: loss = -(1/B) sum_b elbo_b, so every partial is scaled by -1/B
@@ -187,7 +222,7 @@ class VAE:
             dz[...] = 0                                              # score function: no path through z
         if est.dz is not None:
             dz += s * est.dz                                         # log p(z) - log q(z|x) through z
-        dmu, dlogvar = dist.reparameterize_backward(dz, rcache)     # reparameterization
+        dmu, dlogvar = reparameterize_backward(dz, rcache)          # reparameterization
         dmu += s * est.dmu                                           # direct terms (KL, or log q)
         dlogvar += s * est.dlogvar
         dlogvar *= self._enc_mask                                    # logvar was clipped: no gradient outside
@@ -200,21 +235,30 @@ class VAE:
 
     # ---- using a trained model --------------------------------------------------
 
-    def elbo(self, x, rng, estimator="analytic", k=1):
-        """Per-example ELBO (or IWAE bound) (B,), with z sampled from q (no backward)."""
+    def estimate(self, x, rng, estimator="analytic", k=1):
+        """The estimator's value and terms for x (B, D), z sampled from q (no backward).
+
+        Returns an ``estimators.Estimate``: ``elbo`` (B,) the objective (the
+        ELBO, or the IWAE bound for estimator "iwae" with k > 1), ``recon`` (B,)
+        the mean log p(x|z_k), ``kl`` (B,) the KL term.
+        """
         x = self.check_x(x)
-        est_fn = ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)]
+        est_fn = ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)].kernel
         eps = self.draw_eps(check_rng("rng", rng), check_positive_int("k", k), x.shape[0])
         mu, logvar, z, _, log_px, _ = self.forward(x, eps)
-        return est_fn(log_px, z, mu, logvar).elbo
+        return est_fn(log_px, z, mu, logvar)
+
+    def elbo(self, x, rng, estimator="analytic", k=1):
+        """Per-example ELBO (or IWAE bound) (B,), with z sampled from q (no backward)."""
+        return self.estimate(x, rng, estimator, k).elbo
 
     def reconstruct(self, x, rng=None):
         """Mean of p(x|z) at z = mu (rng None) or at one sample z ~ q(z|x)."""
-        mu, logvar = self.encode(self.check_x(x))
-        z = mu if rng is None else dist.reparameterize(mu, logvar, self.draw_eps(rng, 1, len(mu)))[0][0]
-        return self.mean_image(self.decode(z))
+        mu, logvar = self.encode(x)
+        z = mu if rng is None else reparameterize(mu, logvar, self.draw_eps(check_rng("rng", rng), 1, len(mu)))[0][0]
+        return self.mean_image(self._decode(z))
 
     def sample(self, n, rng):
         """n images: the mean of p(x|z) for z ~ N(0, I); (n, D)."""
         z = check_rng("rng", rng).standard_normal((check_positive_int("n", n), self.z_dim), dtype=self.dtype)
-        return self.mean_image(self.decode(z))
+        return self.mean_image(self._decode(z))

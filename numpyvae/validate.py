@@ -4,6 +4,9 @@ Each check raises :class:`numpyvae.errors.InputError` with a message that
 names the argument and says what was expected, e.g.
 ``x: expected a 2-D array (batch, x_dim), got shape (3,)``.
 """
+import functools
+import inspect
+
 import numpy as np
 
 from .errors import InputError
@@ -63,7 +66,7 @@ def check_positive_int(name, value, minimum=1):
 
 def check_choice(name, value, choices):
     """Refuse a name that is not one of ``choices``."""
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise InputError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
     return value
 
@@ -84,3 +87,74 @@ def check_rng(name, rng):
     if not isinstance(rng, np.random.Generator):
         raise InputError(f"{name}: expected a numpy.random.Generator, got {type(rng).__name__}")
     return rng
+
+
+def check_float(name, value, lo=None, hi=None, lo_open=False, hi_open=False):
+    """A real number (int or float, not bool, not NaN/inf) within the bounds; returned as float.
+
+    lo_open / hi_open make the bound strict (value > lo, value < hi).
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(f"{name}: expected a real number, got {value!r}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise InputError(f"{name}: expected a finite number, got {v}")
+    if lo is not None and (v <= lo if lo_open else v < lo):
+        raise InputError(f"{name}: expected a number {'>' if lo_open else '>='} {lo}, got {v}")
+    if hi is not None and (v >= hi if hi_open else v > hi):
+        raise InputError(f"{name}: expected a number {'<' if hi_open else '<='} {hi}, got {v}")
+    return v
+
+
+def exp_safe_logvar(name, arr):
+    """Refuse a log-variance whose exp(+-logvar) would overflow its dtype."""
+    limit = float(np.log(np.finfo(arr.dtype).max))
+    if arr.size and np.abs(arr).max() >= limit:
+        raise InputError(f"{name}: expected |{name}| < {limit:.1f} so that exp({name}) is finite "
+                         f"in {arr.dtype}, found {arr.flat[np.abs(arr).argmax()]}")
+
+
+def check_arrays(names, values, unit_interval=()):
+    """The named values as finite float arrays whose shapes broadcast together.
+
+    Names in ``unit_interval`` must lie in [0, 1]; names ending in ``logvar``
+    must keep exp(+-logvar) finite in their dtype (|logvar| < 709 in float64,
+    88 in float32).
+    """
+    out = [as_float_array(n, v, lo=0.0 if n in unit_interval else None, hi=1.0 if n in unit_interval else None)
+           for n, v in zip(names, values)]
+    for n, a in zip(names, out):
+        if n.endswith("logvar"):
+            exp_safe_logvar(n, a)
+    try:
+        np.broadcast_shapes(*(a.shape for a in out))
+    except ValueError:
+        shapes = ", ".join(f"{n} {a.shape}" for n, a in zip(names, out))
+        raise InputError(f"{', '.join(names)}: expected shapes that broadcast together, got {shapes}") from None
+    return out
+
+
+def checks_arrays(unit_interval=(), skip=()):
+    """Decorator: the public function checks its array arguments, then runs the pure kernel.
+
+    The decorated function refuses anything but finite real arrays whose shapes
+    broadcast (see :func:`check_arrays`); the undecorated formula stays
+    available as ``function.kernel`` for callers that checked their inputs
+    once already (the VAE checks x and eps at its own entry points).
+    Arguments named in ``skip`` (caches) are passed through unchecked.
+    """
+    def wrap(kernel):
+        names = [n for n in inspect.signature(kernel).parameters]
+
+        @functools.wraps(kernel)
+        def public(*args):
+            if len(args) != len(names):
+                raise InputError(f"{kernel.__name__}: expected the arguments ({', '.join(names)}), "
+                                 f"got {len(args)} values")
+            arrays = [(n, a) for n, a in zip(names, args) if n not in skip]
+            checked = iter(check_arrays([n for n, _ in arrays], [a for _, a in arrays], unit_interval))
+            return kernel(*(a if n in skip else next(checked) for n, a in zip(names, args)))
+
+        public.kernel = kernel
+        return public
+    return wrap

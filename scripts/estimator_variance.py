@@ -24,7 +24,7 @@ import numpy as np
 from numpyvae import VAE
 from numpyvae.checkpoint import atomic_write
 from numpyvae.datasets import load
-from numpyvae.estimators import active_units, log_marginal
+from numpyvae.evaluate import active_units, log_marginal
 from numpyvae.train import Trainer
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "derivations", "results", "estimator-variance.md")

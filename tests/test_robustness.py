@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 from numpyvae import VAE, NumpyVAEError
-from numpyvae.estimators import active_units, log_marginal
+from numpyvae.evaluate import active_units, log_marginal
 
 MODELS = {"bernoulli": VAE(4, [3], 2, likelihood="bernoulli", dtype=np.float64, seed=0),
           "gaussian": VAE(4, [3], 2, likelihood="gaussian", dtype=np.float64, seed=0),

@@ -27,13 +27,15 @@ def test_training_lowers_the_loss_and_keeps_a_history(tmp_path):
     t = make()
     hist = t.run(15)
     assert [r["epoch"] for r in hist] == list(range(1, 16))
-    assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 1, f"ours {hist[-1]['train_loss']} vs first {hist[0]['train_loss']}"
-    assert hist[-1]["test_loss"] < hist[0]["test_loss"]
+    assert hist[-1]["train_neg_elbo"] < hist[0]["train_neg_elbo"] - 1, \
+        f"ours {hist[-1]['train_neg_elbo']} vs first {hist[0]['train_neg_elbo']}"
+    assert hist[-1]["test_neg_elbo"] < hist[0]["test_neg_elbo"]
     write_history(hist, tmp_path / "h.json")
     write_history(hist, tmp_path / "h.csv")
     assert json.loads((tmp_path / "h.json").read_text())[-1]["epoch"] == 15
     lines = (tmp_path / "h.csv").read_text().splitlines()
-    assert lines[0].startswith("epoch,step,beta,train_loss,test_loss") and len(lines) == 16
+    assert lines[0].startswith("epoch,step,beta,train_objective,train_neg_elbo,train_recon,train_kl,"
+                               "test_neg_elbo,test_recon,test_kl") and len(lines) == 16, lines[0]
 
 
 def test_same_seed_same_parameters():
@@ -47,7 +49,7 @@ def test_same_seed_same_parameters():
 def test_test_elbo_samples_z():
     t = make()
     t.run(1)
-    assert t.evaluate() != t.evaluate()          # two draws of z differ
+    assert t.evaluate()["neg_elbo"] != t.evaluate()["neg_elbo"]          # two draws of z differ
 
 
 def test_kl_warmup_rises_linearly_to_beta():
@@ -61,7 +63,7 @@ def test_kl_warmup_rises_linearly_to_beta():
 def test_nan_stops_with_the_step_named():
     t = make(lr=1e-3)
     t.model.params["encoder.0.W"][0, 0] = np.nan
-    with pytest.raises(TrainingError, match=r"diverged at step 1 \(epoch 1, batch 1\): mu: expected finite"):
+    with pytest.raises(TrainingError, match=r"loss became nan at step 1 \(epoch 1, batch 1\)"):
         t.run(1)
 
 
@@ -122,4 +124,42 @@ def test_resume_is_bit_identical(tmp_path, stop_step):
     resumed.run(3)
     for name in full.model.params:
         np.testing.assert_array_equal(resumed.model.params[name], full.model.params[name], err_msg=name)
-    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
+    assert [r["train_neg_elbo"] for r in resumed.history] == [r["train_neg_elbo"] for r in full.history]
+
+
+@pytest.mark.parametrize("estimator", ["analytic", "mc", "iwae"])
+def test_history_reports_the_true_elbo_beside_the_beta_weighted_objective(estimator):
+    """With beta = 0.2 the objective is smaller than -ELBO; -ELBO = recon + KL, for train and test."""
+    t = make(beta=0.2, estimator=estimator, k=2)
+    row = t.run(2)[-1]
+    assert row["train_neg_elbo"] == pytest.approx(row["train_recon"] + row["train_kl"], rel=1e-6), row
+    assert row["test_neg_elbo"] == pytest.approx(row["test_recon"] + row["test_kl"], rel=1e-6), row
+    if estimator != "iwae":     # objective = recon + beta KL exactly
+        expected = row["train_recon"] + 0.2 * row["train_kl"]
+        assert row["train_objective"] == pytest.approx(expected, rel=1e-5), \
+            f"ours {row['train_objective']} vs expected recon + 0.2 KL = {expected}"
+    assert row["train_objective"] < row["train_neg_elbo"] - 0.5 * row["train_kl"], row
+
+
+def test_history_during_warmup_logs_the_true_elbo():
+    t = make(warmup_epochs=3)
+    row = t.run(1)[0]
+    assert row["beta"] < 0.5
+    assert row["train_objective"] < row["train_neg_elbo"], f"objective {row['train_objective']} vs -ELBO {row['train_neg_elbo']}"
+    # the test figure is the true -ELBO, whatever beta the training used
+    est = t.model.estimate(t.x_test_used, np.random.default_rng(0))
+    assert row["test_neg_elbo"] == pytest.approx(-float(np.mean(est.recon - est.kl)), abs=1.0)
+
+
+def test_state_round_trip_and_refusals():
+    a, b = make(seed=1), make(seed=1)
+    a.run(1)
+    state = a.state()
+    b.load_state(state)
+    assert b.step == a.step and b.history == a.history
+    bad = dict(state, perm=np.zeros(100, dtype=np.int64))
+    bad["counters"] = dict(state["counters"], batch_index=1, epoch_count=16)
+    with pytest.raises(InputError, match="perm: expected a permutation"):
+        make().load_state(bad)
+    with pytest.raises(InputError, match=r"counters.step"):
+        make().load_state(dict(state, counters=dict(state["counters"], step=-1)))
