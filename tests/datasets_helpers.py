@@ -1,21 +1,25 @@
-"""Shared helpers of test_datasets.py and test_download.py: small fake files, the real-data folder."""
+"""Shared helpers of the numpyvae.data tests: small fake files, an isolated environment, the real-data folder."""
 import gzip
 import hashlib
+import http.server
 import os
 import struct
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from numpyvae import datasets as ds
+from numpyvae.data import registry
 
 REPO = Path(__file__).resolve().parents[1]
-SKIP_REAL = "real datasets not found: set NUMPYVAE_DATA or place ../shared/data (see README)"
+SKIP_REAL = ("real datasets not found: set NUMPYVAE_DATA to a folder holding mnist/, binarized_mnist/ "
+             "and frey_face/ (see the README's Datasets section)")
 
 
 def real_data_dir():
-    """$NUMPYVAE_DATA, else ../shared/data beside the repository, or None."""
+    """$NUMPYVAE_DATA, else a shared/data folder beside the repository (as .ci/run finds it), or None."""
     for candidate in (os.environ.get("NUMPYVAE_DATA"), REPO.parent / "shared" / "data"):
         if candidate and (Path(candidate) / "mnist").is_dir():
             return Path(candidate)
@@ -37,20 +41,27 @@ def sha256(content):
     return hashlib.sha256(content).hexdigest()
 
 
+def fake_spec(name, index, content, monkeypatch):
+    """Put ``content``'s sha256 and size into registry.FILES[name][index] (for this test only)."""
+    specs = list(registry.FILES[name])
+    specs[index] = specs[index]._replace(sha256=sha256(content), size=len(content))
+    monkeypatch.setitem(registry.FILES, name, tuple(specs))
+    return specs[index]
+
+
 def fake_mnist(monkeypatch, n_train=12, n_test=5, seed=0):
-    """Tiny MNIST-like IDX files, gzip'd as on the servers, with their checksums put in ds.FILES.
+    """Tiny MNIST-like IDX files, gzip'd as on the servers, with their checksums and sizes in the registry.
 
     Returns {remote file name: gzip'd bytes} and the arrays (x_train, y_train, x_test, y_test).
     """
     rng = np.random.default_rng(seed)
     arrays = (rng.integers(0, 256, (n_train, 28, 28)), rng.integers(0, 10, n_train),
               rng.integers(0, 256, (n_test, 28, 28)), rng.integers(0, 10, n_test))
-    files, specs = {}, []
-    for spec, arr in zip(ds.FILES["mnist"], arrays):
+    files = {}
+    for index, arr in enumerate(arrays):
         content = idx_bytes(arr)
+        spec = fake_spec("mnist", index, content, monkeypatch)
         files[spec.remote] = gzip.compress(content, mtime=0)
-        specs.append(spec._replace(sha256=sha256(content)))
-    monkeypatch.setitem(ds.FILES, "mnist", tuple(specs))
     return files, arrays
 
 
@@ -60,7 +71,7 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.delenv("NUMPYVAE_DATA", raising=False)
     monkeypatch.setenv("NUMPYVAE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("NUMPYVAE_MIRROR", "http://127.0.0.1:9")      # never the internet
-    monkeypatch.setattr(ds, "SYSTEM_FOLDERS", {})
+    monkeypatch.setattr(registry, "SYSTEM_FOLDERS", {})
     return tmp_path
 
 
@@ -68,3 +79,64 @@ def files_under(folder):
     """Every file below ``folder`` (hidden temporary files included), as sorted relative paths."""
     folder = Path(folder)
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+# ---- a local HTTP server (127.0.0.1 only: no test uses the network) ---------------------------
+
+class Server:
+    """A local HTTP server: ``files`` maps URL paths to bodies, ``mode`` says how to misbehave."""
+
+    def __init__(self):
+        self.files, self.mode, self.requests = {}, "good", []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                if server.mode == "slow":
+                    time.sleep(1.0)
+                length = len(body)
+                if server.mode in ("truncated", "cut-no-length"):
+                    body = body[: length // 2]             # send half, then hang up
+                elif server.mode == "corrupt":
+                    body = body[:40] + bytes([body[40] ^ 0x01]) + body[41:]
+                self.send_response(200)
+                if server.mode != "cut-no-length":
+                    self.send_header("Content-Length", str(length))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:                            # the client gave up (timeout test)
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(isolated, monkeypatch):
+    """A Server, with NUMPYVAE_MIRROR pointing at it."""
+    srv = Server()
+    monkeypatch.setenv("NUMPYVAE_MIRROR", srv.url)
+    yield srv
+    srv.close()
+
+
+def serve_fake_mnist(server, monkeypatch):
+    """Serve fake_mnist's files under /mnist/; returns its arrays."""
+    files, arrays = fake_mnist(monkeypatch)
+    server.files = {f"/mnist/{remote}": blob for remote, blob in files.items()}
+    return arrays

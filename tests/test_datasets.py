@@ -1,4 +1,4 @@
-"""numpyvae.datasets: readers and their refusals, lookup order, checksums, splits, binarize, real files."""
+"""numpyvae.data: readers and their refusals, lookup order, checksums, splits, binarize, real files."""
 import gzip
 import hashlib
 import sys
@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from datasets_helpers import (SKIP_REAL, amat_bytes, fake_mnist, idx_bytes, isolated,  # noqa: F401
+from datasets_helpers import (SKIP_REAL, amat_bytes, fake_mnist, fake_spec, idx_bytes, isolated,  # noqa: F401
                               real_data_dir, sha256)
 from numpyvae import DataError, InputError
-from numpyvae import datasets as ds
+from numpyvae import data as ds
+from numpyvae.data import parsers, registry
 
 FASHION_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
 
@@ -22,8 +23,14 @@ def same(ours, expected):
 
 # ---- the embedded digits ------------------------------------------------------------------
 
+def embedded_digits():
+    """The raw embedded digits table, parsed: x uint8 (1797, 64), y int64 (1797,)."""
+    raw = (Path(ds.__file__).parent / registry.DIGITS_FILE).read_bytes()
+    return parsers.parse_digits(raw)
+
+
 def test_load_digits_raw_values():
-    x, y = ds.load_digits()
+    x, y = embedded_digits()
     same((x.shape, x.dtype, y.shape, y.dtype), ((1797, 64), np.uint8, (1797,), np.int64))
     same((int(x.min()), int(x.max()), sorted(set(y.tolist()))), (0, 16, list(range(10))))
 
@@ -35,7 +42,8 @@ def test_digits_split_is_seeded_and_scaled():
     same((d.x_train.dtype, float(d.x_train.min()), float(d.x_train.max())), (np.float32, 0.0, 1.0))
     same((d.image_shape, d.x_dim, d.name), ((8, 8), 64, "digits"))
     assert "CC BY 4.0" in d.license and "digits.csv.gz" in d.source
-    x, _ = ds.load_digits()
+    same(d.class_names, [str(k) for k in range(10)])
+    x, _ = embedded_digits()
     rows = {r.tobytes() for r in x}
     missing = [i for i, r in enumerate(d.x_test[:20]) if (r * 16).astype(np.uint8).tobytes() not in rows]
     assert not missing, f"x_test rows {missing}: ours (times 16) vs expected a row of the digits file"   # pixel / 16
@@ -48,7 +56,7 @@ def test_digits_split_is_seeded_and_scaled():
 
 
 def test_digits_license_file_is_shipped():
-    text = (Path(ds.__file__).parent / "data" / "DIGITS_LICENSE.txt").read_text()
+    text = (Path(ds.__file__).parent / "DIGITS_LICENSE.txt").read_text()
     assert "Alpaydin" in text and "Kaynak" in text and "CC BY 4.0" in text
 
 
@@ -91,7 +99,7 @@ VALID_IDX = idx_bytes(np.zeros((3, 2, 2)))      # 4 + 12 header bytes + 12 data 
     (VALID_IDX[:3] + b"\x05" + VALID_IDX[4:], "5 dimensions, expected 1 to 4"),
     (VALID_IDX[:6], "truncated IDX header: expected 16 bytes, got 6"),
     (VALID_IDX[:-5], r"truncated: dimensions \(3, 2, 2\) need 28 bytes, got 23"),
-    (VALID_IDX + b"\x00", "has trailing bytes: dimensions .* need 28 bytes, got 29"),
+    (VALID_IDX + b"\x00", "has trailing bytes: dimensions .* need 28 bytes, got more than 29"),
     (b"", "not an IDX file"),
 ])
 @pytest.mark.parametrize("compress", [False, True])
@@ -106,8 +114,12 @@ def test_idx_bad_headers(tmp_path, blob, match, compress):
 def test_idx_huge_dimensions_are_refused_not_allocated(tmp_path):
     path = tmp_path / "huge"
     path.write_bytes(bytes([0, 0, 8, 4]) + b"\xff" * 16)
-    with pytest.raises(DataError, match="truncated"):
+    with pytest.raises(DataError, match=r"declares dimensions \(4294967295, .* more than max_bytes=268,435,456"):
         ds.read_idx(path)
+    path.write_bytes(idx_bytes(np.zeros((10, 10))))
+    with pytest.raises(DataError, match=r"dimensions \(10, 10\), 112 bytes, more than max_bytes=100"):
+        ds.read_idx(path, max_bytes=100)
+    same(ds.read_idx(path, max_bytes=112).shape, (10, 10))
 
 
 def test_corrupt_gzip_and_missing_file(tmp_path):
@@ -232,7 +244,7 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
 def test_find_file_lookup_order(isolated, monkeypatch):
     tmp = isolated
     name, fname = "fashion-mnist", "t10k-labels-idx1-ubyte"
-    monkeypatch.setattr(ds, "SYSTEM_FOLDERS", {name: (str(tmp / "system"),)})
+    monkeypatch.setattr(registry, "SYSTEM_FOLDERS", {name: (str(tmp / "system"),)})
     same(ds.find_file(name, fname, tmp / "folder"), None)
     placed = [tmp / "system" / (fname + ".gz"),                       # system folder, directly in the root
               tmp / "cache" / "fashion-mnist" / fname,                # the cache, in the download sub-folder
@@ -251,6 +263,7 @@ def test_find_file_lookup_order(isolated, monkeypatch):
 
 
 def test_missing_files_without_download_say_where_they_looked(isolated):
+    (isolated / "nothing").mkdir()
     with pytest.raises(DataError) as exc:
         ds.load("binarized-mnist", isolated / "nothing", download=False)
     message = str(exc.value)
@@ -258,31 +271,41 @@ def test_missing_files_without_download_say_where_they_looked(isolated):
         assert where in message, f"ours {message!r} vs expected it to mention {where!r}"
 
 
-def test_checksum_refusal_wherever_found(isolated, monkeypatch):
+def test_checksum_and_size_refusals_wherever_found(isolated, monkeypatch):
     folder = isolated / "data" / "binarized_mnist"
     folder.mkdir(parents=True)
+    wrong = amat_bytes(np.zeros((2, 784), int))
     for split in ("train", "valid", "test"):
-        (folder / f"binarized_mnist_{split}.amat.gz").write_bytes(gzip.compress(amat_bytes(np.zeros((2, 784), int))))
+        (folder / f"binarized_mnist_{split}.amat.gz").write_bytes(gzip.compress(wrong))
     monkeypatch.setenv("NUMPYVAE_DATA", str(isolated / "data"))
+    train = folder / "binarized_mnist_train.amat.gz"
+    with pytest.raises(DataError) as exc:                                # the real registry: too short
+        ds.load("binarized-mnist", download=False)
+    same(str(exc.value), f"{train}: 3,136 bytes once uncompressed, expected 78,400,000 — the file is truncated "
+                         "or not the binarized-mnist file; delete it and retry")
+    spec = fake_spec("binarized-mnist", 0, amat_bytes(np.ones((2, 784), int)), monkeypatch)   # right size, other content
     with pytest.raises(DataError) as exc:
         ds.load("binarized-mnist", download=False)
-    got = hashlib.sha256(amat_bytes(np.zeros((2, 784), int))).hexdigest()       # of the content, not the .gz
-    expected = (f"{folder / 'binarized_mnist_train.amat.gz'}: sha256 mismatch, expected "
-                f"ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d, got {got} "
-                "— the file is corrupt or not the binarized-mnist file; delete it and retry")
-    same(str(exc.value), expected)
+    got = hashlib.sha256(wrong).hexdigest()                               # of the content, not the .gz
+    same(str(exc.value), f"{train}: sha256 mismatch, expected {spec.sha256}, got {got} "
+                         "— the file is corrupt or not the binarized-mnist file; delete it and retry")
 
 
 def test_verify_streams_plain_and_gzip_alike(tmp_path):
     content = idx_bytes(np.arange(100))
-    spec = ds.FileSpec("f", "f.gz", sha256(content))
+    spec = ds.FileSpec("f", "f.gz", sha256(content), len(content))
     (tmp_path / "f").write_bytes(content)
     (tmp_path / "f.gz").write_bytes(gzip.compress(content))
     for path in (tmp_path / "f", tmp_path / "f.gz"):
-        ds.verify(path, "mnist", spec)
+        ds.verify(path, spec, "mnist")
     (tmp_path / "f").write_bytes(content[:-1] + b"\x07")
     with pytest.raises(DataError, match=f"{tmp_path / 'f'}: sha256 mismatch, expected {spec.sha256}"):
-        ds.verify(tmp_path / "f", "mnist", spec)
+        ds.verify(tmp_path / "f", spec, "mnist")
+    for blob, match in ((content[:-1], "107 bytes once uncompressed, expected 108 — the file is truncated"),
+                        (content + b"\x00", "more than the 108 bytes expected once uncompressed — the file is corrupt")):
+        (tmp_path / "f.gz").write_bytes(gzip.compress(blob))
+        with pytest.raises(DataError, match=f"{tmp_path / 'f.gz'}: {match} or not the mnist file; delete it"):
+            ds.verify(tmp_path / "f.gz", spec, "mnist")
 
 
 def test_load_mnist_layout_from_small_fake_files(isolated, monkeypatch):
@@ -407,10 +430,10 @@ def test_fashion_checksums_match_the_readme_and_plain_copies_verify(tmp_path):
         pytest.skip("Fashion-MNIST not installed: apt-get install -y dataset-fashion-mnist")
     readme_gz_sha256 = {"t10k-labels-idx1-ubyte": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
                         "train-labels-idx1-ubyte": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056"}
-    specs = {s.filename: s for s in ds.FILES["fashion-mnist"]}
+    specs = {s.filename: s for s in registry.FILES["fashion-mnist"]}
     for fname, gz_sha in readme_gz_sha256.items():
         blob = (FASHION_SYSTEM / (fname + ".gz")).read_bytes()
         same(sha256(blob), gz_sha)
         plain = tmp_path / fname                                       # an uncompressed copy verifies too
         plain.write_bytes(gzip.decompress(blob))
-        ds.verify(plain, "fashion-mnist", specs[fname])
+        ds.verify(plain, specs[fname], "fashion-mnist")

@@ -105,6 +105,7 @@ def _folder_error(folder, exc, hint):
 
 def _fetch_one(url, target, check, progress, timeout, max_bytes, folder_hint):
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     except OSError as exc:                   # not a folder, no permission, read-only
         raise _folder_error(target.parent, exc, folder_hint) from None

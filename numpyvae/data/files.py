@@ -16,7 +16,7 @@ In each root a file may sit in the dataset's sub-folder (``mnist/``,
 import os
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, InputError
 from . import registry
 
 CACHE_ENV = "NUMPYVAE_CACHE"
@@ -47,6 +47,8 @@ def search_roots(name, folder=None):
 
 def search_folders(name, folder=None):
     """Every folder looked in: each root's dataset sub-folders first, then the root itself."""
+    if not isinstance(name, str) or name not in registry.SUBFOLDERS:
+        raise InputError(f"name: expected one of {sorted(registry.SUBFOLDERS)}, got {name!r}")
     return [root / sub for root in search_roots(name, folder) for sub in (*registry.SUBFOLDERS[name], "")]
 
 
@@ -65,15 +67,5 @@ def find_file(name, filename, folder=None):
 
 
 def download_folder(name):
-    """The cache sub-folder that downloads of dataset ``name`` go to, created if needed.
-
-    Raises DataError naming the folder and the fix when it cannot be a
-    writable folder (a file is in the way, no permission, read-only disk).
-    """
-    folder = cache_dir() / registry.SUBFOLDERS[name][0]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"{folder}: the download cache cannot be created there ({exc.strerror or exc}); "
-                        f"set {CACHE_ENV} to a writable folder, or pass folder=... holding the files") from None
-    return folder
+    """The cache sub-folder that downloads of dataset ``name`` go to (created by the download)."""
+    return cache_dir() / registry.SUBFOLDERS[name][0]

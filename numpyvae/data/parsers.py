@@ -42,9 +42,11 @@ def idx_header(head, path="<bytes>"):
     return dims, header
 
 
-def _idx_length_error(path, dims, expected, got):
+def _idx_length_error(path, dims, expected, got, more=False):
+    """``got`` bytes where the dimensions need ``expected``; ``more``: at least that many, the rest unread."""
     what = "truncated" if got < expected else "has trailing bytes"
-    return DataError(f"{path}: IDX file {what}: dimensions {dims} need {expected:,} bytes, got {got}")
+    return DataError(f"{path}: IDX file {what}: dimensions {dims} need {expected:,} bytes, "
+                     f"got {'more than ' if more else ''}{got:,}")
 
 
 def parse_idx(content, path="<bytes>"):
@@ -52,7 +54,7 @@ def parse_idx(content, path="<bytes>"):
     dims, header = idx_header(content[:20], path)
     expected = header + math.prod(dims)
     if len(content) != expected:
-        raise _idx_length_error(path, dims, expected, f"{len(content):,}")
+        raise _idx_length_error(path, dims, expected, len(content))
     return np.frombuffer(content, np.uint8, offset=header).reshape(dims)
 
 
@@ -72,9 +74,9 @@ def read_idx(path, max_bytes=MAX_BYTES):
                             f"max_bytes={max_bytes:,}; pass a larger max_bytes if the file is really that large")
         data = c.read_exactly(expected - header)
         if len(data) < expected - header:
-            raise _idx_length_error(path, dims, expected, f"{header + len(data):,}")
+            raise _idx_length_error(path, dims, expected, header + len(data))
         if not c.at_end():
-            raise _idx_length_error(path, dims, expected, f"more than {expected:,}")
+            raise _idx_length_error(path, dims, expected, expected + 1, more=True)
     return np.frombuffer(data, np.uint8).reshape(dims)
 
 
@@ -139,7 +141,10 @@ def parse_frey(content, path="<bytes>"):
         raise DataError("reading frey_rawface.mat needs scipy: pip install numpyvae[frey]") from None
     try:
         declared = {var: (shape, dtype) for var, shape, dtype in whosmat(io.BytesIO(content))}
-        shape, dtype = declared.get("ff", ((), "absent"))
+        if "ff" not in declared:
+            raise DataError(f"{path}: no matrix 'ff' in the file (it holds {sorted(declared) or 'nothing'}), "
+                            f"expected uint8 ({FREY_PIXELS}, n_faces)")
+        shape, dtype = declared["ff"]
         if dtype != "uint8" or len(shape) != 2 or shape[0] != FREY_PIXELS or not 1 <= shape[1] <= MAX_FACES:
             raise DataError(f"{path}: 'ff' is {dtype} {tuple(shape)}, expected uint8 ({FREY_PIXELS}, n_faces) "
                             f"with 1 <= n_faces <= {MAX_FACES:,}")
