@@ -83,7 +83,7 @@ def build_parser():
 
 
 def _load_data(name, data_dir, progress=True):
-    from .datasets import load
+    from .data import load
     return load(name, data_dir, progress=progress)
 
 
@@ -171,7 +171,7 @@ def _meta(path):
 
 def cmd_evaluate(args):
     from .evaluate import active_units, bounds, log_marginal
-    from .datasets import binarize
+    from .data import binarize
     model = ckpt.load_model(args.checkpoint)
     meta = _meta(args.checkpoint)
     name = args.dataset or meta.get("dataset")

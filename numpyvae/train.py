@@ -27,8 +27,8 @@ import time
 
 import numpy as np
 
-from . import datasets
-from .datasets import BINARIZE
+from .data import BINARIZE
+from .data import binarize as binarize_images
 from .errors import InputError, TrainingError
 from .estimators import ESTIMATORS
 from .evaluate import bounds
@@ -84,7 +84,7 @@ class Trainer:
                            warmup_epochs=self.warmup_epochs, test_k=self.test_k, seed=seed)
         self.rng = np.random.default_rng(seed)
         # the test set is binarized once, by its own seeded generator, so every epoch sees the same one
-        self.x_test_used = None if self.x_test is None else datasets.binarize(
+        self.x_test_used = None if self.x_test is None else binarize_images(
             self.x_test, self.binarize, np.random.default_rng([int(seed), 1]))
         self.progress, self.verbose = progress, bool(verbose)
         self.epoch, self.step, self.batch_index = 0, 0, 0
@@ -109,7 +109,7 @@ class Trainer:
         The estimate's reconstruction and KL terms of this step are left in
         ``self.model.last_estimate``.
         """
-        xb = datasets.binarize(xb, self.binarize, self.rng)
+        xb = binarize_images(xb, self.binarize, self.rng)
         where = f"at step {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch_index + 1})"
         advice = "lower the learning rate or check the data"
         try:

@@ -23,7 +23,7 @@ import numpy as np
 
 from numpyvae import VAE
 from numpyvae.checkpoint import atomic_write
-from numpyvae.datasets import load
+from numpyvae.data import load
 from numpyvae.evaluate import active_units, log_marginal
 from numpyvae.train import Trainer
 

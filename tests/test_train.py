@@ -5,7 +5,7 @@ import pytest
 
 from numpyvae import VAE, InputError, TrainingError
 from numpyvae import checkpoint as ckpt
-from numpyvae.datasets import binarize
+from numpyvae.data import binarize
 from numpyvae.train import Trainer, write_history
 
 
