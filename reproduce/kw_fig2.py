@@ -12,6 +12,7 @@ on the parameters); numpyvae's trainer has none.  The x axis is "number of
 training samples evaluated" = steps x minibatch size, as in the paper.
 """
 import math
+import time
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def new_trainer(x_train, z_dim, lr, arch, seed):
     model = VAE(x_train.shape[1], arch["hidden"], z_dim, likelihood=arch["likelihood"],
                 activation="tanh", init="normal", seed=seed, **arch.get("model_kwargs", {}))
     return Trainer(model, x_train, None, optimizer="adagrad", lr=lr, batch_size=100,
-                   estimator="analytic", k=1, seed=seed, progress=False)
+                   estimator="analytic", k=1, seed=seed, progress=False, verbose=False)
 
 
 def pick_step_size(x_train, z_dim, arch, steps, seed):
@@ -74,7 +75,6 @@ def curve(x_train, x_test, z_dim, lr, arch, total, seed, x_train_eval):
     n = len(x_train)
     rows, t_train = [], 0.0
     for m in marks(total):
-        import time
         t0 = time.perf_counter()
         trainer.run(math.ceil(m / n))                 # whole epochs: samples = epochs * n >= m
         t_train += time.perf_counter() - t0
