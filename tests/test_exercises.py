@@ -1,0 +1,500 @@
+"""The homework grader, tested both ways: every master solution passes, and every
+typical mistake, planted on purpose, is caught with the right part, index and hint.
+
+Student code here records the arrays the grader hands it, so each test recomputes
+the expected gradient itself and checks the index the grader names.
+"""
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from numpyvae import InputError
+from numpyvae.exercises import (EXERCISES, check_activation, check_bernoulli, check_fixed_gaussian, check_gradient,
+                                check_kl, check_kl_diag, check_linear, check_reparameterize, check_vae_backward,
+                                grade_names)
+from numpyvae.exercises.__main__ import main
+from numpyvae.exercises.notebook import BEGIN, END, make_student, read_notebook, run_cells, source_of
+from numpyvae.gradcheck import check_function
+
+HOMEWORK = os.path.join(os.path.dirname(__file__), "..", "notebooks", "homework")
+MASTERS = sorted(os.path.join(HOMEWORK, f) for f in os.listdir(HOMEWORK) if f.endswith(".ipynb"))
+
+
+def failure(check, *args):
+    """The AssertionError message of a check that must fail."""
+    with pytest.raises(AssertionError) as info:
+        check(*args)
+    return str(info.value)
+
+
+def part_of(message, part):
+    """The FAIL line of ``part`` and its HINT line (joined), or fail naming what was there."""
+    lines = message.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(f"FAIL  {part}:"):
+            hint = lines[i + 1].strip() if i + 1 < len(lines) and lines[i + 1].strip().startswith("HINT") else ""
+            return line + " " + hint
+    raise AssertionError(f"ours: no FAIL line for part {part!r} vs expected one, in:\n{message}")
+
+
+def worst_index(ours, expected):
+    """The index the grader must name: where |ours - expected| is largest."""
+    return tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(ours - expected)), expected.shape))
+
+
+def assert_caught(message, part, hint, index=None):
+    line = part_of(message, part)
+    assert hint in line, f"part {part}: ours {line!r} vs expected a hint containing {hint!r}"
+    if index is not None:
+        assert f"worst entry at index {index}:" in line and " vs expected " in line, \
+            f"part {part}: ours {line!r} vs expected the worst index {index} and 'ours ... vs expected ...'"
+    assert "Traceback" not in message, f"a traceback leaked into the message:\n{message}"
+
+
+# ---- every solution in the masters passes --------------------------------------------------
+
+@pytest.mark.parametrize("master", MASTERS, ids=os.path.basename)
+def test_master_solutions_pass_every_part(master):
+    nb = read_notebook(master)
+    namespace, cells = run_cells(nb, os.path.basename(master))
+    errors = [c for c in cells if c["error"]]
+    assert not errors, f"ours: cells raised {errors} vs expected none"
+    listed = nb["metadata"]["numpyvae"]["exercises"]
+    for exercise in listed:
+        report = grade_names(exercise, namespace, seed=0)
+        print(report)
+        assert report.passed, f"{exercise}: ours\n{report}\nvs expected every part PASS"
+
+
+def test_every_exercise_is_in_a_master():
+    listed = [e for m in MASTERS for e in read_notebook(m)["metadata"]["numpyvae"]["exercises"]]
+    assert sorted(listed) == sorted(EXERCISES), f"ours {sorted(listed)} vs expected {sorted(EXERCISES)}"
+
+
+@pytest.mark.parametrize("seed", [1, 7])
+def test_master_solutions_pass_other_seeds(seed):
+    namespace = {}
+    for master in MASTERS:
+        namespace.update(run_cells(read_notebook(master))[0])
+    for exercise in EXERCISES:
+        report = grade_names(exercise, namespace, seed=seed)
+        assert report.passed, f"seed {seed}: ours\n{report}\nvs expected every part PASS"
+
+
+# ---- Linear ----------------------------------------------------------------------------------
+
+def make_linear(dx=None, dW=None, db=None, init=True):
+    """A Linear whose backward uses the given formulas (None: skip that gradient, or the right dx)."""
+    class Linear:
+        seen = {}
+
+        def __init__(self, n_in, n_out, rng):
+            self.W, self.b = rng.normal(size=(n_in, n_out)), np.zeros(n_out)
+            if init:
+                self.dW, self.db = np.zeros_like(self.W), np.zeros_like(self.b)
+
+        def forward(self, x):
+            self.x = x
+            return x @ self.W + self.b
+
+        def backward(self, dout):
+            Linear.seen.update(x=self.x, dout=dout, W=self.W)
+            if dW:
+                self.dW = dW(self.x, dout, self.W)
+            if db:
+                self.db = db(self.x, dout, self.W)
+            return dx(self.x, dout, self.W) if dx else dout @ self.W.T
+    return Linear
+
+
+RIGHT_DW, RIGHT_DB = (lambda x, d, W: x.T @ d), (lambda x, d, W: d.sum(axis=0))
+
+
+def test_linear_missing_transpose_in_dW():
+    msg = failure(check_linear, make_linear(dW=lambda x, d, W: d.T @ x, db=RIGHT_DB))
+    assert_caught(msg, "dW", "ours is the transpose of the expected: a missing .T")
+    assert "ours has shape (3, 5), expected (5, 3)" in part_of(msg, "dW"), part_of(msg, "dW")
+
+
+def test_linear_missing_transpose_in_dx_is_a_sentence():
+    msg = failure(check_linear, make_linear(dx=lambda x, d, W: d @ W, dW=RIGHT_DW, db=RIGHT_DB))
+    assert_caught(msg, "dx", "a missing .T is the usual cause")
+    line = part_of(msg, "dx")
+    assert "raised ValueError" in line and "d @ W" in line, f"ours {line!r} vs expected the student's line quoted"
+
+
+def test_linear_sign_error():
+    L = make_linear(dx=lambda x, d, W: -(d @ W.T), dW=RIGHT_DW, db=RIGHT_DB)
+    msg = failure(check_linear, L)
+    expected = L.seen["dout"] @ L.seen["W"].T
+    assert_caught(msg, "dx", "the sign is flipped", worst_index(-expected, expected))
+    assert "FAIL  dW" not in msg and "FAIL  db" not in msg, msg
+
+
+def test_linear_mean_instead_of_sum():
+    L = make_linear(dW=RIGHT_DW, db=lambda x, d, W: d.mean(axis=0))
+    msg = failure(check_linear, L)
+    expected = L.seen["dout"].sum(axis=0)
+    assert_caught(msg, "db", "averaged over the batch instead of summed", worst_index(expected / 4, expected))
+    assert "expected / N (N = 4)" in msg, msg
+
+
+def test_linear_forgotten_bias_gradient():
+    L = make_linear(dW=RIGHT_DW)                  # db stays the zeros of __init__
+    msg = failure(check_linear, L)
+    expected = L.seen["dout"].sum(axis=0)
+    assert_caught(msg, "db", "the gradient is never written", worst_index(0 * expected, expected))
+    msg = failure(check_linear, make_linear(dW=RIGHT_DW, init=False))      # no db attribute at all
+    assert_caught(msg, "db", "store the gradient of b in self.db")
+    assert "Linear has no attribute db after backward" in msg, msg
+
+
+def test_linear_weight_gradient_never_written():
+    msg = failure(check_linear, make_linear(db=RIGHT_DB))
+    assert_caught(msg, "dW", "never written")
+
+
+def test_linear_none_returned():
+    msg = failure(check_linear, make_linear(dx=lambda x, d, W: None, dW=RIGHT_DW, db=RIGHT_DB))
+    assert_caught(msg, "dx", "a missing return statement")
+    assert "ours is None" in msg, msg
+
+
+def test_linear_accumulated_gradient():
+    class Accumulating(make_linear(dW=RIGHT_DW, db=RIGHT_DB)):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            self.dW = getattr(self, "_dW", 0) + self.dW
+            self._dW = self.dW                     # += across calls
+            return dx
+    assert_caught(failure(check_linear, Accumulating), "dW", "accumulated (+=) instead of assigned (=)")
+
+
+def test_linear_exception_inside_student_code_is_a_sentence():
+    def bad_db(x, d, W):
+        return d.sum(axis=0)[7]                    # IndexError
+    msg = failure(check_linear, make_linear(dW=RIGHT_DW, db=bad_db))
+    line = part_of(msg, "dx")
+    assert "Linear.backward(dout) raised IndexError: index 7 is out of bounds" in line, line
+    assert "return d.sum(axis=0)[7]" in line, f"ours {line!r} vs expected the student's line quoted"
+    assert "not graded: see dx" in part_of(msg, "db"), msg
+
+
+# ---- activations -----------------------------------------------------------------------------
+
+class TanhInputNotOutput:
+    def forward(self, x):
+        self.x = x
+        return np.tanh(x)
+
+    def backward(self, dout):
+        TanhInputNotOutput.seen = (self.x, dout)
+        return dout * (1 - self.x ** 2)            # slip: input where the output belongs
+
+
+def test_tanh_input_instead_of_output():
+    msg = failure(check_activation, TanhInputNotOutput, "tanh")
+    x, dout = TanhInputNotOutput.seen
+    expected = dout * (1 - np.tanh(x) ** 2)
+    assert_caught(msg, "dx", "uses the input x where it needs the output", worst_index(dout * (1 - x ** 2), expected))
+
+
+def test_tanh_forgot_dout():
+    class NoChain(TanhInputNotOutput):
+        def backward(self, dout):
+            return 1 - np.tanh(self.x) ** 2
+    assert_caught(failure(check_activation, NoChain, "tanh"), "dx", "multiply it by dout")
+
+
+def test_relu_wrong_only_for_negative_inputs():
+    class LeakyByMistake:
+        def forward(self, x):
+            self.x = x
+            return np.maximum(x, 0)
+
+        def backward(self, dout):
+            return np.where(self.x > 0, dout, 0.1 * dout)
+    assert_caught(failure(check_activation, LeakyByMistake, "relu"), "dx", "only the entries where x < 0 are wrong")
+
+
+# ---- Bernoulli -------------------------------------------------------------------------------
+
+def softplus(l):
+    return np.logaddexp(0, l)
+
+
+def good_log_prob(x, l):
+    return np.sum(x * l - softplus(l), axis=-1)
+
+
+def good_grad(x, l):
+    return x - np.exp(-softplus(-l))
+
+
+def test_bernoulli_sign_error_and_overflow():
+    seen = {}
+
+    def naive(x, l):
+        return np.sum(x * np.log(1 / (1 + np.exp(-l))) + (1 - x) * np.log(1 - 1 / (1 + np.exp(-l))), axis=-1)
+
+    def flipped(x, l):
+        seen.update(x=x, l=l)
+        return -good_grad(x, l)
+    msg = failure(check_bernoulli, naive, flipped)
+    assert_caught(msg, "log_prob, large |logits|", "write log p = sum x*l - softplus(l)")
+    expected = good_grad(seen["x"], seen["l"])
+    assert_caught(msg, "gradient", "the sign is flipped", worst_index(-expected, expected))
+    assert "PASS  log_prob:" in msg or "FAIL  log_prob:" not in msg, msg
+
+
+def test_bernoulli_mean_over_pixels():
+    msg = failure(check_bernoulli, lambda x, l: np.mean(x * l - softplus(l), axis=-1), good_grad)
+    assert_caught(msg, "log_prob", "averaged over the D pixels instead of summed")
+
+
+def test_bernoulli_wrong_branch_found_by_where():
+    def buggy(x, l):
+        e = np.exp(-np.abs(l))
+        return x - np.where(l >= 0, 1 / (1 + e), 1 / (1 + np.exp(l)))
+    assert_caught(failure(check_bernoulli, good_log_prob, buggy), "gradient", "only the entries where logits < 0")
+
+
+# ---- reparameterization ---------------------------------------------------------------------
+
+def var_as_std(mu, logvar, eps):
+    return mu + np.exp(logvar) * eps               # the variance used as the standard deviation
+
+
+def var_as_std_backward(dz, mu, logvar, eps):
+    var_as_std_backward.seen = (dz, logvar, eps)
+    return dz, dz * np.exp(logvar) * eps           # ... consistently differentiated
+
+
+def test_variance_as_standard_deviation_passes_a_gradient_check_but_not_the_grader():
+    rng = np.random.default_rng(0)
+    mu, logvar, eps, g = rng.normal(size=(4, 3, 2))
+    own = check_function(lambda: float(np.sum(var_as_std(mu, logvar, eps) * g)),
+                         var_as_std_backward(g, mu, logvar, eps)[1], logvar, "logvar")
+    assert own.passed, f"the planted error should be self-consistent: {own}"
+    msg = failure(check_reparameterize, var_as_std, var_as_std_backward)
+    assert_caught(msg, "forward z", "the variance exp(logvar) is used as the standard deviation")
+    dz, logvar, eps = var_as_std_backward.seen
+    expected = dz * 0.5 * np.exp(0.5 * logvar) * eps
+    assert_caught(msg, "dlogvar", "a gradient check of your code alone passes: the forward is what is wrong",
+                  worst_index(dz * np.exp(logvar) * eps, expected))
+
+
+def test_reparameterization_missing_eps_and_none():
+    right = lambda mu, logvar, eps: mu + np.exp(logvar / 2) * eps
+    msg = failure(check_reparameterize, right, lambda dz, mu, logvar, eps: (dz, 0.5 * np.exp(logvar / 2) * dz))
+    assert_caught(msg, "dlogvar", "eps is missing")
+    msg = failure(check_reparameterize, right, lambda dz, mu, logvar, eps: None)
+    assert_caught(msg, "dmu", "expected a pair (dmu, dlogvar)")
+
+
+# ---- KL -----------------------------------------------------------------------------------
+
+def kl_right(mu, logvar):
+    return 0.5 * np.sum(mu ** 2 + np.exp(logvar) - 1 - logvar, axis=-1)
+
+
+def test_kl_sign_half_and_missing_one():
+    seen = {}
+
+    def grads(mu, logvar):
+        seen.update(mu=mu, logvar=logvar)
+        return -mu, np.exp(logvar) - 1             # sign of dmu; the 1/2 of dlogvar dropped
+    msg = failure(check_kl, kl_right, grads)
+    assert_caught(msg, "dmu", "the sign is flipped", worst_index(-seen["mu"], seen["mu"]))
+    expected = 0.5 * (np.exp(seen["logvar"]) - 1)
+    assert_caught(msg, "dlogvar", "a factor 1/2 is missing", worst_index(2 * expected, expected))
+    msg = failure(check_kl, kl_right, lambda mu, logvar: (mu, 0.5 * np.exp(logvar)))
+    assert_caught(msg, "dlogvar", "the -1 from the -logvar term is missing")
+
+
+def test_kl_mean_over_latents_and_not_summed():
+    msg = failure(check_kl, lambda mu, logvar: kl_right(mu, logvar) / mu.shape[1], lambda m, lv: (m, (np.exp(lv) - 1) / 2))
+    assert_caught(msg, "kl", "averaged over the latent dimensions instead of summed")
+    msg = failure(check_kl, lambda mu, logvar: 0.5 * (mu ** 2 + np.exp(logvar) - 1 - logvar),
+                  lambda m, lv: (m, (np.exp(lv) - 1) / 2))
+    assert_caught(msg, "kl", "sum over it (axis=-1)")
+
+
+# ---- the whole VAE --------------------------------------------------------------------------
+
+def make_vae_backward(scale=True, kl=True, encoder=True, sign=1.0):
+    """The homework's vae_loss_and_grads with one planted slip."""
+    def vae_loss_and_grads(model, x, eps):
+        B, Z = eps.shape
+        h = model.encoder.forward(x)
+        mu, logvar = h[:, :Z], h[:, Z:]
+        sigma = np.exp(0.5 * logvar)
+        logits = model.decoder.forward(mu + sigma * eps)
+        loss = -np.mean(good_log_prob(x, logits) - kl_right(mu, logvar))
+        s = 1.0 / B if scale else 1.0
+        dz = model.decoder.backward(-sign * s * good_grad(x, logits))
+        dmu = dz + (s * mu if kl else 0)
+        dlogvar = dz * 0.5 * sigma * eps + (s * 0.5 * (np.exp(logvar) - 1) if kl else 0)
+        if encoder:
+            model.encoder.backward(np.concatenate([dmu, dlogvar], axis=1))
+        return loss, model.grads()
+    return vae_loss_and_grads
+
+
+def test_vae_right_chain_passes():
+    check_vae_backward(make_vae_backward())
+
+
+@pytest.mark.parametrize("slip, parts, hint", [
+    (dict(scale=False), ["decoder.1.b", "encoder.0.W"], "a factor 1/B is missing"),
+    (dict(kl=False), ["encoder.1.b", "encoder.0.W"], "is never added to dmu, dlogvar"),
+    (dict(encoder=False), ["encoder.0.W", "encoder.1.b"], "this gradient is never written"),
+    (dict(sign=-1.0), ["decoder.1.W", "decoder.0.b"], "this is the gradient of the ELBO"),
+])
+def test_vae_slips(slip, parts, hint):
+    msg = failure(check_vae_backward, make_vae_backward(**slip))
+    for part in parts:
+        assert_caught(msg, part, hint)
+
+
+def test_vae_missing_gradient_entry_and_exception():
+    def partial(model, x, eps):
+        loss, grads = make_vae_backward()(model, x, eps)
+        return loss, {k: v for k, v in grads.items() if k != "decoder.0.b"}
+    assert_caught(failure(check_vae_backward, partial), "decoder.0.b", "return a gradient for every name")
+
+    def broken(model, x, eps):
+        return model.decoder.backward(np.ones((3, 3)))
+    msg = failure(check_vae_backward, broken)
+    assert "vae_loss_and_grads(model, x, eps) raised" in part_of(msg, "loss"), msg
+
+
+# ---- the extra exercises and the student's own check -------------------------------------
+
+def test_fixed_gaussian_and_kl_diag_slips():
+    lp = lambda x, m, s: -0.5 * np.sum(np.log(2 * np.pi * s ** 2) + (x - m) ** 2 / s ** 2, axis=-1)
+    assert_caught(failure(check_fixed_gaussian, lp, lambda x, m, s: (x - m) / s), "gradient", "divided by s")
+    kl = lambda mu, lv, m0, lv0: 0.5 * np.sum(lv0 - lv + (np.exp(lv) + (mu - m0) ** 2) * np.exp(-lv0) - 1, axis=-1)
+    msg = failure(check_kl_diag, kl, lambda mu, lv, m0, lv0: (mu - m0, 0.5 * (np.exp(lv) - 1)))
+    assert_caught(msg, "dmu", "precision exp(-logvar0) is missing")
+    assert_caught(msg, "dlogvar", "the gradient for a standard prior")
+
+
+def test_check_gradient_f_does_not_read_x():
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    copy = x.copy()
+    assert_caught(failure(check_gradient, lambda: float(np.sum(copy ** 2)), 2 * x, x), "x", "f does not read x")
+    check_gradient(lambda: float(np.sum(x ** 2)), 2 * x, x)
+
+
+def test_not_written_raises_not_implemented_error():
+    def todo(*args):
+        raise NotImplementedError
+    with pytest.raises(NotImplementedError, match="KL to N.0, I.: not written yet: kl.mu, logvar. raises"):
+        check_kl(todo, todo)
+
+
+# ---- the student version and grading a submission ------------------------------------------
+
+def solution_cells(nb):
+    return [i for i, c in enumerate(nb["cells"]) if BEGIN in source_of(c)]
+
+
+def test_make_student_removes_every_solution(tmp_path):
+    for master in MASTERS:
+        out = tmp_path / os.path.basename(master)
+        n = make_student(master, str(out))
+        nb, student = read_notebook(master), read_notebook(str(out))
+        assert n == sum(source_of(c).count(BEGIN) for c in nb["cells"]) > 0, f"ours {n} regions"
+        text = "".join(source_of(c) for c in student["cells"])
+        assert BEGIN not in text and END not in text, "a marker survived"
+        for i in solution_cells(nb):
+            lines = source_of(nb["cells"][i]).splitlines()
+            inside = lines[lines.index(next(l for l in lines if BEGIN in l)) + 1]
+            assert inside.strip() not in source_of(student["cells"][i]), f"cell {i}: solution line {inside!r} survived"
+        assert all(not c.get("outputs") for c in student["cells"] if c["cell_type"] == "code")
+
+
+def test_make_student_refuses_bad_masters(tmp_path):
+    nb = read_notebook(MASTERS[0])
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and BEGIN in source_of(c))
+    cell["source"] = source_of(cell).replace(END, "# end")
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text(json.dumps(nb))
+    with pytest.raises(InputError, match=r"cell \d+: line \d+: '### BEGIN SOLUTION' has no '### END SOLUTION'"):
+        make_student(str(bad), str(tmp_path / "out.ipynb"))
+    with pytest.raises(InputError, match="is the master notebook itself"):
+        make_student(MASTERS[0], MASTERS[0])
+    (tmp_path / "junk.ipynb").write_text("{not json")
+    with pytest.raises(InputError, match="not a readable .ipynb"):
+        make_student(str(tmp_path / "junk.ipynb"), str(tmp_path / "o.ipynb"))
+
+
+def test_student_notebooks_raise_not_implemented_error_in_exercise_cells_only(tmp_path):
+    """Executed in a real kernel: a cell may fail only with NotImplementedError, and only if it holds
+    a solution region or uses a name one defines; every grader test cell fails so."""
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient                # the `test` extra needs nbclient for this test
+
+    assert main(["make-student", HOMEWORK, "--out", str(tmp_path)]) == 0
+    for master in MASTERS:
+        student_path = tmp_path / os.path.basename(master)
+        nb = nbformat.read(str(student_path), as_version=4)
+        NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+        master_nb = read_notebook(master)
+        regions = solution_cells(master_nb)
+        defined = set()
+        for i in regions:
+            defined |= set(re.findall(r"^(?:def|class)\s+(\w+)", source_of(master_nb["cells"][i]), re.M))
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            errors = [o for o in cell.outputs if o.output_type == "error"]
+            src = cell.source
+            in_exercise = i in regions or any(re.search(rf"\b{name}\b", src) for name in defined)
+            if errors:
+                assert errors[0].ename == "NotImplementedError", \
+                    f"{student_path.name} cell {i}: ours {errors[0].ename}: {errors[0].evalue} vs expected NotImplementedError"
+                assert in_exercise, f"{student_path.name} cell {i} raised but is no exercise cell:\n{src}"
+            if re.search(r"^check_\w+\((?!.*\bf\b)", src, re.M) and "check_gradient" not in src:
+                assert errors, f"{student_path.name} cell {i}: a grader test cell ran without NotImplementedError:\n{src}"
+
+
+def test_grade_command_reports_each_part(tmp_path, capsys):
+    nb = read_notebook(MASTERS[0])
+    for cell in nb["cells"]:
+        src = source_of(cell)
+        if "self.db = dout.sum(axis=0)" in src:
+            cell["source"] = src.replace("self.db = dout.sum(axis=0)", "self.db = dout.mean(axis=0)")
+    nb["cells"].insert(1, {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                           "source": "%matplotlib inline\nimport sys\nprint('noise'); print('x', file=sys.stderr)"})
+    path = tmp_path / "submission.ipynb"
+    path.write_text(json.dumps(nb))
+    assert main(["grade", str(path)]) == 1
+    out = capsys.readouterr().out
+    print(out)
+    assert "FAIL  db:" in out and "averaged over the batch instead of summed" in out, out
+    assert "PASS  dW:" in out and "activation tanh (seed 0): 2 of 2 parts passed" in out, out
+    assert re.search(r"cell \d+: AssertionError: Linear: 1 of 4 parts failed", out), out
+    assert "total: 8 of 9 parts passed" in out, out
+    assert main(["grade", MASTERS[1]]) == 0, capsys.readouterr().out
+
+
+def test_grade_command_survives_a_hanging_or_broken_submission(tmp_path, capsys):
+    nb = read_notebook(MASTERS[0])
+    nb["cells"].insert(2, {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                           "source": "def broken(:\n    pass"})
+    path = tmp_path / "broken.ipynb"
+    path.write_text(json.dumps(nb))
+    assert main(["grade", str(path)]) == 0
+    assert "SyntaxError" in capsys.readouterr().out
+    nb["cells"][2]["source"] = "while True:\n    pass"
+    path.write_text(json.dumps(nb))
+    assert main(["grade", str(path), "--timeout", "2"]) == 1
+    assert "did not finish within 2" in capsys.readouterr().out
+    assert main(["grade", str(tmp_path / "missing.ipynb")]) == 2
