@@ -84,34 +84,88 @@ def files_under(folder):
 # ---- a local HTTP server (127.0.0.1 only: no test uses the network) ---------------------------
 
 class Server:
-    """A local HTTP server: ``files`` maps URL paths to bodies, ``mode`` says how to misbehave."""
+    """A local HTTP server: ``files`` maps URL paths to bodies, ``mode`` says how to misbehave.
+
+    good          : the body with its Content-Length
+    slow          : waits 1 s before answering
+    truncated     : announces the full length, sends half, hangs up
+    cut-no-length : sends half without a Content-Length
+    corrupt       : flips one bit of byte 40
+    drip-body     : announces the length, then sends one byte every DRIP seconds
+    drip-headers  : sends the status line, then a header one byte every DRIP seconds
+    endless       : no Content-Length and zeros for ever (until the client leaves)
+    huge-length   : announces 10**12 bytes
+    garbage       : answers with text that is not HTTP
+    redirect-loop : redirects every request to itself
+    error-500     : an internal server error
+    Every misbehaviour stops within STOP_AFTER seconds, or when the client leaves.
+    """
+
+    DRIP, STOP_AFTER = 0.05, 5.0
 
     def __init__(self):
         self.files, self.mode, self.requests = {}, "good", []
+        self.stopping = threading.Event()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(self.path)
+                mode = server.mode
+                if mode == "garbage":
+                    self.wfile.write(b"this is not HTTP at all\r\n\r\n")
+                    return
+                if mode == "redirect-loop":
+                    self.send_response(302)
+                    self.send_header("Location", self.path)
+                    self.end_headers()
+                    return
+                if mode == "error-500":
+                    self.send_error(500)
+                    return
                 body = server.files.get(self.path)
                 if body is None:
                     self.send_error(404)
                     return
-                if server.mode == "slow":
+                try:
+                    self.answer(mode, body)
+                except OSError:                            # the client gave up (timeout tests)
+                    pass
+
+            def answer(self, mode, body):
+                if mode == "slow":
                     time.sleep(1.0)
+                if mode == "drip-headers":
+                    self.wfile.write(b"HTTP/1.0 200 OK\r\nX-Slow: ")
+                    self.drip(b"a" * 10**6)
+                    return
                 length = len(body)
-                if server.mode in ("truncated", "cut-no-length"):
+                if mode in ("truncated", "cut-no-length"):
                     body = body[: length // 2]             # send half, then hang up
-                elif server.mode == "corrupt":
+                elif mode == "corrupt":
                     body = body[:40] + bytes([body[40] ^ 0x01]) + body[41:]
                 self.send_response(200)
-                if server.mode != "cut-no-length":
+                if mode == "huge-length":
+                    self.send_header("Content-Length", str(10**12))
+                elif mode not in ("cut-no-length", "endless"):
                     self.send_header("Content-Length", str(length))
                 self.end_headers()
-                try:
+                if mode == "drip-body":
+                    self.drip(body)
+                elif mode == "endless":
+                    start = time.monotonic()
+                    while not server.stopping.is_set() and time.monotonic() - start < server.STOP_AFTER:
+                        self.wfile.write(bytes(1 << 16))
+                else:
                     self.wfile.write(body)
-                except OSError:                            # the client gave up (timeout test)
-                    pass
+
+            def drip(self, data):
+                start = time.monotonic()
+                for i in range(len(data)):
+                    if server.stopping.is_set() or time.monotonic() - start > server.STOP_AFTER:
+                        return
+                    self.wfile.write(data[i:i + 1])
+                    time.sleep(server.DRIP)
 
             def log_message(self, *args):
                 pass
@@ -122,6 +176,7 @@ class Server:
         self.thread.start()
 
     def close(self):
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -14,13 +14,15 @@ short, wrong checksum -- is a DataError whose message starts with the file
 """
 import gzip
 import hashlib
+import os
 import zlib
 
-from ..errors import DataError
+from ..errors import DataError, InputError
+from ..validate import check_positive_int
 
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20                  # bytes decompressed per step
-MAX_BYTES = 1 << 28              # default cap (268 MB) when no expected size is known
+MAX_BYTES = 1 << 27              # default cap (134 MB; the largest real file has 78.4 MB) when no size is known
 
 
 class Content:
@@ -35,6 +37,8 @@ class Content:
     """
 
     def __init__(self, path, where=None):
+        if not isinstance(path, (str, os.PathLike)):      # an int would be taken as a file descriptor
+            raise InputError(f"path: expected a file path (str or os.PathLike), got {type(path).__name__}")
         self.where = where or path
         self.n_read = 0
         self.sha256 = hashlib.sha256()
@@ -111,6 +115,7 @@ class Content:
 
 def read_content(path, max_bytes=MAX_BYTES, where=None):
     """The whole uncompressed content of a file (a bytearray), refused beyond ``max_bytes``."""
+    max_bytes = check_positive_int("max_bytes", max_bytes, minimum=0)
     with Content(path, where) as c:
         return c.read_to_end(max_bytes)
 

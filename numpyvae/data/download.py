@@ -99,6 +99,10 @@ class _FolderError(Exception):
     """The target's folder cannot take the file (not a DataError: it must not be retried)."""
 
 
+class _WriteFailed(Exception):
+    """Writing the temporary file failed (disk full, quota): args[0] is the OSError."""
+
+
 def _folder_error(folder, exc, hint):
     return _FolderError(f"{folder}: cannot write the download there ({exc.strerror or exc}); {hint}")
 
@@ -111,11 +115,13 @@ def _fetch_one(url, target, check, progress, timeout, max_bytes, folder_hint):
         raise _folder_error(target.parent, exc, folder_hint) from None
     try:
         with os.fdopen(fd, "wb") as out:
-            got, expected = _stream(url, out, progress, timeout, max_bytes, target.name, folder_hint)
+            got, expected = _stream(url, out, progress, timeout, max_bytes, target.name)
         if expected is not None and got != expected:
             raise DataError(f"{url}: download truncated: expected {expected} bytes, got {got}")
         check(Path(tmp), url)
         os.replace(tmp, target)
+    except _WriteFailed as failed:
+        raise _folder_error(target.parent, failed.args[0], folder_hint) from None
     except OSError as exc:                   # closing (flushing) or renaming in the folder failed
         raise _folder_error(target.parent, exc, folder_hint) from None
     finally:                                 # including KeyboardInterrupt: never leave a partial file
@@ -123,7 +129,7 @@ def _fetch_one(url, target, check, progress, timeout, max_bytes, folder_hint):
             os.unlink(tmp)
 
 
-def _stream(url, out, progress, timeout, max_bytes, label, folder_hint):
+def _stream(url, out, progress, timeout, max_bytes, label):
     """Copy the body at ``url`` into the open file ``out``; return (bytes got, Content-Length or None)."""
     got, expected = 0, None
     start = time.monotonic()
@@ -140,8 +146,8 @@ def _stream(url, out, progress, timeout, max_bytes, label, folder_hint):
                 while piece := response.read1(CHUNK):     # returns as soon as some bytes arrive
                     try:
                         out.write(piece)
-                    except OSError as exc:                # disk full, quota
-                        raise _folder_error(Path(out.name).parent, exc, folder_hint) from None
+                    except OSError as exc:                # disk full, quota: not the server's fault
+                        raise _WriteFailed(exc) from None
                     got += len(piece)
                     bar.update(got // 1000, "kB")
                     _check_limits(url, got, max_bytes, time.monotonic() - start, timeout)
@@ -149,8 +155,8 @@ def _stream(url, out, progress, timeout, max_bytes, label, folder_hint):
                 bar.close()
     except DataError:
         raise
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        raise DataError(f"{url}: download failed ({exc})") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError, OverflowError) as exc:
+        raise DataError(f"{url}: download failed ({exc})") from None     # OverflowError: a port above 65535
     return got, expected
 
 
@@ -159,7 +165,7 @@ def _check_limits(url, got, max_bytes, elapsed, timeout):
     if got > max_bytes:
         raise DataError(f"{url}: more than the {max_bytes:,} bytes this file can have; the download was not kept")
     if elapsed > timeout and got < MIN_RATE * elapsed:
-        raise DataError(f"{url}: download too slow: {got:,} bytes in {elapsed:.0f} s, below the minimum of "
+        raise DataError(f"{url}: download too slow: {got:,} bytes in {elapsed:.1f} s, below the minimum of "
                         f"{MIN_RATE:,} bytes/s; retry later or set NUMPYVAE_MIRROR to another server")
 
 
@@ -170,32 +176,46 @@ def _open(url, timeout):
 
     The socket timeout bounds each silence; the watchdog bounds the total, by
     shutting down the connection's socket, which wakes the blocked read.
+    (http.client then takes the cut for the end of the headers, so whether
+    the watchdog fired is what decides, not what urlopen returned.)
     """
     connections = []
     opener = urllib.request.build_opener(_RecordingHTTP(connections), _RecordingHTTPS(connections))
-    cut = threading.Event()
+    lock = threading.Lock()
+    state = {"headers_in": False, "cut": False}
 
     def watchdog():
-        cut.set()
-        for conn in connections:
-            if conn.sock is not None:
-                try:
-                    conn.sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        with lock:
+            if state["headers_in"]:
+                return
+            state["cut"] = True
+            for conn in connections:
+                if conn.sock is not None:
+                    try:
+                        conn.sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
 
     timer = threading.Timer(timeout, watchdog)
     timer.daemon = True
     timer.start()
+    response, failure = None, None
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "numpyvae"})
-        return opener.open(request, timeout=timeout)
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        if cut.is_set():
-            raise DataError(f"{url}: download failed (no complete response within {timeout} s)") from None
-        raise
+        response = opener.open(request, timeout=timeout)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError, OverflowError) as exc:
+        failure = exc
     finally:
         timer.cancel()
+        with lock:
+            state["headers_in"] = True
+    if state["cut"]:
+        if response is not None:
+            response.close()
+        raise DataError(f"{url}: download failed (no complete response within {timeout} s)")
+    if failure is not None:
+        raise failure
+    return response
 
 
 class _Recording:

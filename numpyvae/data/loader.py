@@ -97,6 +97,8 @@ def _check_arguments(name, folder, n_valid, dtype, download, progress, seed):
     if folder is not None:
         if not isinstance(folder, (str, os.PathLike)):
             raise InputError(f"folder: expected a path (str or os.PathLike) or None, got {type(folder).__name__}")
+        if folder == "":
+            raise InputError("folder: expected an existing folder or None, got ''")
         try:
             folder = Path(folder)
             is_dir = folder.is_dir()

@@ -8,11 +8,13 @@ message starts with the file and says what was expected.
 import gzip
 import io
 import math
+import warnings
 import zlib
 
 import numpy as np
 
 from ..errors import DataError
+from ..validate import check_positive_int
 from .content import MAX_BYTES, Content, read_content
 
 # ---- IDX ---------------------------------------------------------------------------------
@@ -64,6 +66,7 @@ def read_idx(path, max_bytes=MAX_BYTES):
     The header is read first: a file declaring more than ``max_bytes`` bytes
     is refused before anything is allocated for it.
     """
+    max_bytes = check_positive_int("max_bytes", max_bytes, minimum=0)
     with Content(path) as c:
         head = c.read(4)
         head += c.read(4 * head[3]) if len(head) == 4 else b""
@@ -140,15 +143,17 @@ def parse_frey(content, path="<bytes>"):
     except ImportError:
         raise DataError("reading frey_rawface.mat needs scipy: pip install numpyvae[frey]") from None
     try:
-        declared = {var: (shape, dtype) for var, shape, dtype in whosmat(io.BytesIO(content))}
-        if "ff" not in declared:
-            raise DataError(f"{path}: no matrix 'ff' in the file (it holds {sorted(declared) or 'nothing'}), "
-                            f"expected uint8 ({FREY_PIXELS}, n_faces)")
-        shape, dtype = declared["ff"]
-        if dtype != "uint8" or len(shape) != 2 or shape[0] != FREY_PIXELS or not 1 <= shape[1] <= MAX_FACES:
-            raise DataError(f"{path}: 'ff' is {dtype} {tuple(shape)}, expected uint8 ({FREY_PIXELS}, n_faces) "
-                            f"with 1 <= n_faces <= {MAX_FACES:,}")
-        ff = loadmat(io.BytesIO(content), variable_names=["ff"])["ff"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")     # scipy warns "returned data may be corrupt": refuse instead
+            declared = {var: (shape, dtype) for var, shape, dtype in whosmat(io.BytesIO(content))}
+            if "ff" not in declared:
+                raise DataError(f"{path}: no matrix 'ff' in the file (it holds {sorted(declared) or 'nothing'}), "
+                                f"expected uint8 ({FREY_PIXELS}, n_faces)")
+            shape, dtype = declared["ff"]
+            if dtype != "uint8" or len(shape) != 2 or shape[0] != FREY_PIXELS or not 1 <= shape[1] <= MAX_FACES:
+                raise DataError(f"{path}: 'ff' is {dtype} {tuple(shape)}, expected uint8 ({FREY_PIXELS}, n_faces) "
+                                f"with 1 <= n_faces <= {MAX_FACES:,}")
+            ff = loadmat(io.BytesIO(content), variable_names=["ff"])["ff"]
     except DataError:
         raise
     except Exception as exc:   # scipy raises many kinds of errors for a damaged file
