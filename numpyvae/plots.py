@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .errors import InputError
+from .fileio import atomic_write
 
 # nats per example: the unit of every loss the package reports
 NATS = "nats per example"
@@ -26,7 +27,6 @@ NATS = "nats per example"
 
 def save_figure(fig, path, dpi=110):
     """Write ``fig`` as a PNG to ``path`` atomically (no half-written file); returns the path."""
-    from .checkpoint import atomic_write   # moves to numpyvae.fileio
     if not isinstance(fig, Figure):
         raise InputError(f"fig: expected a matplotlib Figure, got {type(fig).__name__}")
     buf = io.BytesIO()
