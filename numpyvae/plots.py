@@ -67,7 +67,7 @@ def learning_curves(history):
     """Two panels against the epoch, all in nats per example.
 
     Left: the training objective that was minimised (beta-weighted; drawn
-    only where it differs from the ELBO, i.e. beta != 1), the training
+    only when beta != 1 at some epoch, else it is the -ELBO), the training
     -ELBO at beta = 1 and the test -ELBO.  Right: the two terms of the
     -ELBO separately, reconstruction -E_q log p(x|z) and KL(q(z|x) || p(z)),
     train and test.  When beta changes during training (KL warm-up) it is
@@ -87,7 +87,7 @@ def learning_curves(history):
 
     objective, neg_elbo = _column(history, "train_objective"), _column(history, "train_neg_elbo")
     ax_bound.plot(epoch, neg_elbo, color="C0", label="train -ELBO (beta = 1)", **style)
-    if not np.allclose(objective, neg_elbo, rtol=1e-9, atol=1e-9):
+    if np.any(beta != 1):                     # at beta = 1 the objective is the -ELBO itself
         ax_bound.plot(epoch, objective, color="C0", linestyle="--",
                       label="train objective (beta-weighted, minimised)", **style)
     test = _column(history, "test_neg_elbo")
