@@ -2,22 +2,30 @@
 
     python -m numpyvae train                      # 8x8 digits, offline, < 1 minute
     python -m numpyvae train --dataset mnist --epochs 10
-    python -m numpyvae train --resume runs/digits/checkpoint.npz
+    python -m numpyvae train --resume runs/digits/checkpoint.npz --epochs 300
     python -m numpyvae evaluate runs/mnist/checkpoint.npz --dataset mnist
     python -m numpyvae sample runs/digits/checkpoint.npz --out samples.png
+
+Every bad argument ends in one line on stderr, ``numpyvae: error: ...``, and
+exit code 2; Ctrl-C ends with 130, SIGTERM with 143 (the run saved first).
+A run's folder is locked while a trainer writes it (numpyvae.runs).
 """
 import argparse
+import math
 import os
+import signal
 import sys
 import time
 
 import numpy as np
 
+from . import __version__
 from . import checkpoint as ckpt
-from .errors import NumpyVAEError
+from .errors import CheckpointError, FileError, InputError, NumpyVAEError
 from .estimators import ESTIMATORS
 from .layers import ACTIVATIONS
 from .optim import OPTIMIZERS
+from .runs import CHECKPOINT, HISTORY, RunFolder
 from .train import BINARIZE, Trainer, write_history
 from .vae import GAUSSIAN_MEANS, LIKELIHOODS, VAE
 
@@ -31,103 +39,327 @@ DEFAULTS = {
     "frey-face": dict(hidden=[200], z_dim=2, likelihood="gaussian", gaussian_mean="sigmoid", epochs=300,
                       batch_size=100),
 }
+# samples per example: memory grows with batch * k rows, so k is capped
+MAX_K_TRAIN, MAX_K_EVALUATE = 1000, 10000
+MAX_SAMPLES = 4096          # a 64 x 64 grid
+# options of `train` that describe the model or the trainer: a resumed run keeps them
+MODEL_OPTIONS = ("hidden", "z_dim", "likelihood", "gaussian_mean", "activation", "init", "dtype")
+TRAINER_OPTIONS = ("optimizer", "lr", "batch_size", "estimator", "k", "binarize", "beta", "warmup_epochs",
+                   "test_k", "seed")
 
 
-def build_parser():
-    p = argparse.ArgumentParser(prog="numpyvae", description="A Variational Autoencoder in NumPy.")
-    sub = p.add_subparsers(dest="command", required=True)
+# ---- argument types: argparse prints "argument --x: <message>" and exits with code 2 ------------
 
-    t = sub.add_parser("train", help="train a VAE and write history, checkpoint and plots")
-    t.add_argument("--dataset", choices=sorted(DEFAULTS), default="digits")
-    t.add_argument("--data-dir", help="folder holding the dataset files (else $NUMPYVAE_DATA, cache, download)")
-    t.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default per dataset)")
-    t.add_argument("--z-dim", type=int, help="latent dimension")
-    t.add_argument("--likelihood", choices=LIKELIHOODS)
-    t.add_argument("--gaussian-mean", choices=GAUSSIAN_MEANS,
-                   help="the Gaussian decoder's mean: raw output, or squashed into (0, 1) (default per dataset)")
-    t.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
-    t.add_argument("--init", choices=["glorot", "normal"], default="glorot")
-    t.add_argument("--estimator", choices=sorted(ESTIMATORS), default="analytic")
-    t.add_argument("-k", type=int, default=1, help="samples per example")
-    t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    t.add_argument("--lr", type=float, help="learning rate (default: the optimizer's)")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--binarize", choices=BINARIZE, default="none")
-    t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
-    t.add_argument("--warmup-epochs", type=float, default=0.0, help="epochs of linear KL warm-up")
-    t.add_argument("--test-k", type=int, default=1, help="samples for the test bound (>1: IWAE bound)")
-    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", help="output folder (default runs/DATASET)")
-    t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar (it is drawn only on a terminal anyway)")
-    t.add_argument("--no-plots", action="store_true")
+def integer(minimum, maximum=None):
+    """An argparse type: an integer in [minimum, maximum]."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise argparse.ArgumentTypeError(f"expected an integer {bound}, got {text!r}")
+        return value
+    return parse
 
-    e = sub.add_parser("evaluate", help="print the test ELBO of a checkpoint")
-    e.add_argument("checkpoint")
-    e.add_argument("--dataset", choices=sorted(DEFAULTS), default=None, help="default: the one it was trained on")
-    e.add_argument("--data-dir")
-    e.add_argument("-k", type=int, default=1, help="samples per example (>1 also prints the IWAE bound)")
-    e.add_argument("--log-marginal", type=int, default=0, metavar="K",
-                   help="also estimate log p(x) by importance sampling with K samples")
-    e.add_argument("--binarize", choices=BINARIZE, default=None)
-    e.add_argument("--seed", type=int, default=0)
 
-    s = sub.add_parser("sample", help="write a grid of samples from the prior")
-    s.add_argument("checkpoint")
-    s.add_argument("--n", type=int, default=64)
-    s.add_argument("--out", default="samples.png")
-    s.add_argument("--seed", type=int, default=0)
+def number(minimum, strict=False):
+    """An argparse type: a finite real number >= minimum (> minimum if strict)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            bound = f"{'>' if strict else '>='} {minimum:g}"
+            raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text!r}")
+        return value
+    return parse
+
+
+def path_name(text):
+    """An argparse type: a non-empty path."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file or folder name, got an empty string")
+    return text
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument gives one line (the usage is one --help away), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" after every option that has a default (not for None or a flag's False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS \
+                or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _per_dataset(key):
+    values = {name: d.get(key, "identity") for name, d in DEFAULTS.items()}
+    return "default per dataset: " + ", ".join(
+        f"{name} {' '.join(map(str, v)) if isinstance(v, list) else v}" for name, v in values.items())
+
+
+def build_parser(suppress_defaults=False):
+    """The argument parser.  suppress_defaults: options not typed are left out (to see what was typed)."""
+    def option(parser, *flags, **kw):
+        if suppress_defaults:
+            kw["default"] = argparse.SUPPRESS
+        parser.add_argument(*flags, **kw)
+
+    p = Parser(prog="numpyvae", description="A Variational Autoencoder in NumPy.",
+                                formatter_class=HelpFormatter)
+    p.add_argument("--version", action="version",
+                   version=f"numpyvae {__version__} (numpy {np.__version__}, Python {sys.version.split()[0]})")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,evaluate,sample}")
+
+    t = sub.add_parser("train", help="train a VAE and write history, checkpoint and plots",
+                       formatter_class=HelpFormatter,
+                       description="Train a VAE. The run's folder (--out) gets checkpoint.npz (after every epoch "
+                                   "and on Ctrl-C or SIGTERM), history.csv/.json and the figures.")
+    option(t, "--dataset", choices=sorted(DEFAULTS), default="digits", help="what to train on")
+    option(t, "--data-dir", type=path_name, metavar="FOLDER",
+           help="folder holding the dataset files (default: $NUMPYVAE_DATA, the cache, else download)")
+    option(t, "--hidden", type=integer(1), nargs="+", metavar="UNITS",
+           help=f"hidden layer sizes ({_per_dataset('hidden')})")
+    option(t, "--z-dim", type=integer(1), metavar="Z", help=f"latent dimension ({_per_dataset('z_dim')})")
+    option(t, "--likelihood", choices=LIKELIHOODS, help=f"p(x|z) ({_per_dataset('likelihood')})")
+    option(t, "--gaussian-mean", choices=GAUSSIAN_MEANS,
+           help=f"the Gaussian decoder's mean: raw output, or squashed into (0, 1) ({_per_dataset('gaussian_mean')})")
+    option(t, "--activation", choices=sorted(ACTIVATIONS), default="relu", help="hidden layers' nonlinearity")
+    option(t, "--init", choices=["glorot", "normal"], default="glorot", help="initial weights")
+    option(t, "--estimator", choices=sorted(ESTIMATORS), default="analytic",
+           help="the ELBO estimator and its gradient (derivations/)")
+    option(t, "-k", type=integer(1, MAX_K_TRAIN), default=1, help=f"samples per example (at most {MAX_K_TRAIN})")
+    option(t, "--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="the update rule")
+    option(t, "--lr", type=number(0, strict=True), help="learning rate (default: the optimizer's own)")
+    option(t, "--epochs", type=integer(0), metavar="N", help=f"epochs in all, counting a resumed run's ({_per_dataset('epochs')})")
+    option(t, "--batch-size", type=integer(1), metavar="N", help=f"examples per step ({_per_dataset('batch_size')})")
+    option(t, "--binarize", choices=BINARIZE, default="none", help="binarize the images (Bernoulli only)")
+    option(t, "--beta", type=number(0), default=1.0, help="weight of the KL term")
+    option(t, "--warmup-epochs", type=number(0), default=0.0, metavar="N", help="epochs of linear KL warm-up")
+    option(t, "--test-k", type=integer(1, MAX_K_EVALUATE), default=1, metavar="K",
+           help="samples for the test bound (>1: IWAE bound)")
+    option(t, "--dtype", choices=["float32", "float64"], default="float32", help="the floats of the arithmetic")
+    option(t, "--seed", type=integer(0), default=0, help="seeds the initial weights and every random draw")
+    option(t, "--out", type=path_name, metavar="FOLDER", help="the run's folder (default: runs/DATASET)")
+    option(t, "--resume", metavar="CHECKPOINT", type=path_name,
+           help="continue the run saved in CHECKPOINT (its model and trainer settings are kept; "
+                "--epochs, --data-dir and --out may be given)")
+    option(t, "--force", action="store_true", help="replace a run already in --out (its files are removed)")
+    option(t, "--no-progress", action="store_true", help="no progress bar (it is drawn only on a terminal anyway)")
+    option(t, "--quiet", "-q", action="store_true", help="no per-epoch lines and no progress bar")
+    option(t, "--no-plots", action="store_true", help="write no figures")
+
+    e = sub.add_parser("evaluate", help="print the test ELBO of a checkpoint", formatter_class=HelpFormatter)
+    e.add_argument("checkpoint", type=path_name, help="a checkpoint.npz written by train")
+    e.add_argument("--dataset", choices=sorted(DEFAULTS), help="default: the one it was trained on")
+    e.add_argument("--data-dir", type=path_name, metavar="FOLDER", help="default: the one it was trained with, else as for train")
+    e.add_argument("-k", type=integer(1, MAX_K_EVALUATE), default=1,
+                   help="samples per example (>1 also prints the IWAE bound)")
+    e.add_argument("--log-marginal", type=integer(0), default=0, metavar="K",
+                   help="also estimate log p(x) by importance sampling with K samples (0: no)")
+    e.add_argument("--binarize", choices=BINARIZE, help="default: as in training")
+    e.add_argument("--seed", type=integer(0), default=0, help="seeds every random draw")
+
+    s = sub.add_parser("sample", help="write a grid of samples from the prior", formatter_class=HelpFormatter)
+    s.add_argument("checkpoint", type=path_name, help="a checkpoint.npz written by train")
+    s.add_argument("--n", type=integer(1, MAX_SAMPLES), default=64, help=f"how many samples (at most {MAX_SAMPLES})")
+    s.add_argument("--out", type=path_name, default="samples.png", metavar="FILE", help="the PNG file to write")
+    s.add_argument("--seed", type=integer(0), default=0, help="seeds the draws of z")
     return p
 
 
-def _load_data(name, data_dir, progress=True):
+def _load_data(name, data_dir, progress=None):
     from .data import load
     return load(name, data_dir, progress=progress)
 
 
-def cmd_train(args):
-    if args.resume:
-        model_config, config, meta = ckpt.trainer_config(args.resume)
-        model = ckpt.build_model(model_config, args.resume)
-        data = _load_data(meta["dataset"], args.data_dir or meta.get("data_dir"), not args.no_progress)
-        trainer = Trainer(model, data.x_train, data.x_test, progress=False if args.no_progress else None, **config)
-        ckpt.load_trainer_state(args.resume, trainer)
-        epochs = args.epochs or meta["epochs"]
-        out = args.out or os.path.dirname(os.path.abspath(args.resume))
-        print(f"resuming {args.resume} at epoch {trainer.epoch}, step {trainer.step}", file=sys.stderr)
-    else:
-        d = DEFAULTS[args.dataset]
-        data = _load_data(args.dataset, args.data_dir, not args.no_progress)
-        likelihood = args.likelihood or d["likelihood"]
-        gaussian_mean = args.gaussian_mean or (d.get("gaussian_mean", "identity") if likelihood == "gaussian" else "identity")
-        model = VAE(data.x_dim, args.hidden or d["hidden"], args.z_dim or d["z_dim"],
-                    likelihood=likelihood, activation=args.activation, init=args.init,
-                    dtype=np.dtype(args.dtype).type, seed=args.seed, gaussian_mean=gaussian_mean)
-        trainer = Trainer(model, data.x_train, data.x_test, optimizer=args.optimizer, lr=args.lr,
-                          batch_size=args.batch_size or d["batch_size"], estimator=args.estimator,
-                          k=args.k, binarize=args.binarize, beta=args.beta, warmup_epochs=args.warmup_epochs,
-                          test_k=args.test_k, seed=args.seed, progress=False if args.no_progress else None)
-        epochs = args.epochs if args.epochs is not None else d["epochs"]
-        out = args.out or os.path.join("runs", args.dataset)
-    os.makedirs(out, exist_ok=True)
-    run_info = {"dataset": data.name, "data_dir": args.data_dir, "epochs": epochs,
-                "image_shape": list(data.image_shape)}
-    path = os.path.join(out, "checkpoint.npz")
-    t0 = time.perf_counter()
+def _say(args, text):
+    """A note on stderr (silenced by --quiet)."""
+    if not getattr(args, "quiet", False):
+        print(text, file=sys.stderr)
+
+
+# ---- train ----------------------------------------------------------------------------------
+
+def _option_name(dest):
+    return "-k" if dest == "k" else "--" + dest.replace("_", "-")
+
+
+def _refuse_conflicts(args, model_config, trainer_config, run_info):
+    """A resumed run keeps its model, trainer settings and dataset: an option that differs is refused."""
+    stored = {**{key: model_config.get(key) for key in MODEL_OPTIONS},
+              **{key: trainer_config.get(key) for key in TRAINER_OPTIONS}, "dataset": run_info.get("dataset")}
+    conflicts = []
+    for dest, kept in stored.items():
+        if dest in args.given and getattr(args, dest) != kept:
+            asked = getattr(args, dest)
+            asked = " ".join(map(str, asked)) if isinstance(asked, list) else asked
+            conflicts.append(f"{_option_name(dest)} {asked} (the run has {kept})")
+    if conflicts:
+        raise InputError(f"--resume {args.resume}: a resumed run keeps its model, trainer and dataset, but "
+                         f"{'; '.join(conflicts)}; drop {'it' if len(conflicts) == 1 else 'them'} "
+                         "or start a new run")
+
+
+def _checked_run_info(run_info, path):
+    """The dataset, data folder and epochs a trainer checkpoint's run_info names, checked."""
+    dataset, data_dir, epochs = run_info.get("dataset"), run_info.get("data_dir"), run_info.get("epochs")
+    if dataset not in DEFAULTS:
+        raise CheckpointError(f"checkpoint {path!r}: run_info.dataset is {dataset!r}, expected one of "
+                              f"{sorted(DEFAULTS)}")
+    if data_dir is not None and not (isinstance(data_dir, str) and data_dir):
+        raise CheckpointError(f"checkpoint {path!r}: run_info.data_dir is {data_dir!r}, expected a folder name")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0):
+        raise CheckpointError(f"checkpoint {path!r}: run_info.epochs is {epochs!r}, expected an integer >= 0")
+    return dataset, data_dir, epochs
+
+
+def _progress(args):
+    return False if args.no_progress or args.quiet else None
+
+
+def _new_trainer(args):
+    """Model, data and trainer of a new run from the options (per-dataset defaults where not given)."""
+    d = DEFAULTS[args.dataset]
+    data = _load_data(args.dataset, args.data_dir, _progress(args))
+    likelihood = args.likelihood or d["likelihood"]
+    gaussian_mean = args.gaussian_mean or (d.get("gaussian_mean", "identity") if likelihood == "gaussian"
+                                           else "identity")
+    hidden = d["hidden"] if args.hidden is None else args.hidden
+    z_dim = d["z_dim"] if args.z_dim is None else args.z_dim
+    model = VAE(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation, init=args.init,
+                dtype=np.dtype(args.dtype).type, seed=args.seed, gaussian_mean=gaussian_mean)
+    trainer = Trainer(model, data.x_train, data.x_test, optimizer=args.optimizer, lr=args.lr,
+                      batch_size=d["batch_size"] if args.batch_size is None else args.batch_size,
+                      estimator=args.estimator, k=args.k, binarize=args.binarize, beta=args.beta,
+                      warmup_epochs=args.warmup_epochs, test_k=args.test_k, seed=args.seed,
+                      progress=_progress(args), verbose=not args.quiet)
+    epochs = d["epochs"] if args.epochs is None else args.epochs
+    return data, trainer, epochs, args.data_dir
+
+
+def _resumed_trainer(args, model_config, config, run_info):
+    """Model, data and trainer rebuilt from a trainer checkpoint, its state restored."""
+    dataset, data_dir, epochs = _checked_run_info(run_info, args.resume)
+    data_dir = args.data_dir or data_dir
+    if args.epochs is not None:
+        epochs = args.epochs
+    elif epochs is None:
+        raise InputError(f"--epochs: {args.resume} does not say how many epochs the run was meant to have; "
+                         "give --epochs")
+    model = ckpt.build_model(model_config, args.resume)
+    data = _load_data(dataset, data_dir, _progress(args))
     try:
-        trainer.run(epochs, checkpoint=path, run_info=run_info)
-    finally:
-        if trainer.history:
-            write_history(trainer.history, os.path.join(out, "history.csv"))
-            write_history(trainer.history, os.path.join(out, "history.json"))
-    seconds = time.perf_counter() - t0
-    files = ["checkpoint.npz", "history.csv", "history.json"]
-    if not args.no_plots:
-        files += make_plots(model, trainer, data, out, args.seed)
+        trainer = Trainer(model, data.x_train, data.x_test, progress=_progress(args), verbose=not args.quiet,
+                          **config)
+    except (TypeError, NumpyVAEError) as exc:
+        raise CheckpointError(f"checkpoint {args.resume!r}: its trainer_config does not fit this version "
+                              f"or this dataset ({exc})") from None
+    ckpt.load_trainer_state(args.resume, trainer)
+    return data, trainer, epochs, data_dir
+
+
+def cmd_train(args):
+    resume = args.resume
+    if resume is not None:
+        model_config, config, run_info = ckpt.trainer_config(resume)
+        _refuse_conflicts(args, model_config, config, run_info)
+        out = args.out or os.path.dirname(os.path.abspath(resume))
+    else:
+        out = args.out or os.path.join("runs", args.dataset)
+    with RunFolder(out) as run:
+        # the lock is ours: no other trainer writes here until we leave
+        run.refuse_existing_run(args.force, resuming=resume)
+        run.remove_orphans()
+        for note in run.notes:
+            _say(args, note)
+        if resume is not None:
+            data, trainer, epochs, data_dir = _resumed_trainer(args, model_config, config, run_info)
+            if trainer.epoch >= epochs:
+                print(f"nothing to train: {resume} has finished {trainer.epoch} epochs and --epochs is {epochs} "
+                      f"(give a larger --epochs to go on); no file written")
+                return 0
+            _say(args, f"resuming {resume} at epoch {trainer.epoch}, step {trainer.step}")
+        else:
+            data, trainer, epochs, data_dir = _new_trainer(args)
+        info = {"dataset": data.name, "data_dir": data_dir, "epochs": epochs, "image_shape": list(data.image_shape)}
+        start = (trainer.epoch, trainer.step)
+        t0 = time.perf_counter()
+        written = _train_and_save(trainer, run, epochs, info)
+        seconds = time.perf_counter() - t0
+        if not args.no_plots:
+            written += _plots_or_say_why_not(trainer, data, run, args.seed, written)
+    _summarise(trainer, start, seconds, written, run.folder)
+    return 0
+
+
+def _train_and_save(trainer, run, epochs, info):
+    """Run the trainer, saving checkpoint and history after every epoch; returns the names written.
+
+    A failing write (disk full, read-only folder) stops the run with a
+    FileError that says what the last successful save holds; the history is
+    written right after each checkpoint, so the two always agree.
+    """
+    path = run.path(CHECKPOINT)
+    start = (trainer.epoch, trainer.step)
+    saved = {"epoch": None}
+
+    def save_history(row):
+        saved["epoch"] = trainer.epoch           # the checkpoint of this epoch is on disk
+        for name in HISTORY:
+            write_history(trainer.history, run.path(name))
+        saved["history"] = True
+
+    try:
+        trainer.run(epochs, checkpoint=path, on_epoch=save_history, run_info=info)
+        if epochs == 0:                          # a new run asked for no training: save the initial model
+            trainer.save(path, info)
+            saved["epoch"] = 0
+    except FileError as exc:
+        if saved["epoch"] is not None:
+            kept = f"{CHECKPOINT} holds epoch {saved['epoch']}; resume it with --resume {path} once that is fixed"
+        elif start[1]:
+            kept = f"{CHECKPOINT} still holds the run as it was resumed (epoch {start[0]}, step {start[1]})"
+        else:
+            kept = "nothing had been saved yet"
+        raise FileError(f"{exc}; training stopped at epoch {trainer.epoch}, step {trainer.step}. "
+                        f"The files saved before are intact: {kept}") from None
+    except KeyboardInterrupt:
+        print(f"resume with: python -m numpyvae train --resume {path}", file=sys.stderr)
+        raise
+    return [CHECKPOINT] + (list(HISTORY) if saved.get("history") else [])
+
+
+def _plots_or_say_why_not(trainer, data, run, seed, written):
+    """Draw the figures; a failing write is reported with what was saved (training itself is safe)."""
+    try:
+        return make_plots(trainer.model, trainer, data, run.folder, seed)
+    except FileError as exc:
+        raise FileError(f"{exc}; training finished and {', '.join(written)} are saved, "
+                        "but the figures were not written") from None
+
+
+def _summarise(trainer, start, seconds, written, folder):
+    """The closing lines on stdout: what was trained, the last figures, what was written where."""
+    first_epoch, first_step = start
     last = trainer.history[-1] if trainer.history else {}
-    summary = f"trained {trainer.epoch} epochs ({trainer.step} steps) in {seconds:.1f} s"
+    if trainer.epoch == 0:
+        summary = "trained 0 epochs: the model is as initialised, untrained"
+    elif first_epoch or first_step:
+        summary = (f"trained from epoch {first_epoch} to {trainer.epoch} ({trainer.step - first_step} steps) "
+                   f"in {seconds:.1f} s")
+    else:
+        summary = f"trained {trainer.epoch} epochs ({trainer.step} steps) in {seconds:.1f} s"
     if last:
         summary += f": train -ELBO {last['train_neg_elbo']:.2f}"
         if last["beta"] != 1.0 or trainer.estimator == "iwae":
@@ -136,8 +368,17 @@ def cmd_train(args):
             summary += f", test -ELBO {last['test_neg_elbo']:.2f}"
         summary += " nats per example"
     print(summary)
-    print(f"wrote {', '.join(files)} to {out}")
-    return 0
+    print(f"wrote {', '.join(written)} to {folder}")
+
+
+def _interpolation_pairs(x, labels, n=4):
+    """Start and end images for the interpolation figure: pairs of different classes where labels exist."""
+    if labels is not None:
+        firsts = [int(np.argmax(labels == c)) for c in dict.fromkeys(labels.tolist())][:2 * n]
+        if len(firsts) == 2 * n:
+            return x[firsts[:n]], x[firsts[n:]]
+    m = min(n, len(x) // 2)
+    return x[:m], x[m:2 * m]
 
 
 def make_plots(model, trainer, data, out, seed):
@@ -148,43 +389,56 @@ def make_plots(model, trainer, data, out, seed):
     x = trainer.x_test_used if on_test else trainer.x_train
     labels = data.y_test if on_test else data.y_train
     class_names = getattr(data, "class_names", None)
+    start, end = _interpolation_pairs(x, labels)
     figures = {
         "learning_curves.png": lambda: plots.learning_curves(trainer.history),
         "reconstructions.png": lambda: plots.reconstructions(model, x, data.image_shape),
         "samples.png": lambda: plots.prior_samples(model, data.image_shape, rng),
         "latent.png": lambda: plots.latent_scatter(model, x[:2000], None if labels is None else labels[:2000],
                                                    class_names),
-        "interpolation.png": lambda: plots.interpolation(model, x[0:4], x[4:8], data.image_shape),
+        "interpolation.png": lambda: plots.interpolation(model, start, end, data.image_shape),
     }
     if model.z_dim == 2:
         figures["manifold.png"] = lambda: plots.latent_manifold(model, data.image_shape)
     if not trainer.history:
         del figures["learning_curves.png"]
+    if len(start) == 0:
+        del figures["interpolation.png"]
     for name, draw in figures.items():
         plots.save_figure(draw(), os.path.join(out, name))
     return list(figures)
 
 
-def _meta(path):
-    return ckpt.run_info(path)
-
+# ---- evaluate and sample --------------------------------------------------------------------
 
 def cmd_evaluate(args):
-    from .evaluate import active_units, bounds, log_marginal
     from .data import binarize
+    from .evaluate import active_units, bounds, log_marginal
     model = ckpt.load_model(args.checkpoint)
-    meta = _meta(args.checkpoint)
+    meta = ckpt.run_info(args.checkpoint)
     name = args.dataset or meta.get("dataset")
     if name is None:
-        raise NumpyVAEError("--dataset: the checkpoint does not say which dataset it was trained on; name one")
-    data = _load_data(name, args.data_dir or meta.get("data_dir"))
+        raise InputError("--dataset: the checkpoint does not say which dataset it was trained on; name one")
+    if name not in DEFAULTS:
+        raise CheckpointError(f"checkpoint {args.checkpoint!r}: run_info.dataset is {name!r}, expected one of "
+                              f"{sorted(DEFAULTS)}; name the dataset with --dataset")
+    stored_dir = meta.get("data_dir") if isinstance(meta.get("data_dir"), str) and meta.get("data_dir") else None
+    data = _load_data(name, args.data_dir or stored_dir)
     if data.x_dim != model.x_dim:
-        raise NumpyVAEError(f"--dataset: {name} has images of {data.x_dim} pixels, the model in "
-                            f"{args.checkpoint} was trained on {model.x_dim}; name the dataset it was trained on")
+        raise InputError(f"--dataset: {name} has images of {data.x_dim} pixels, the model in "
+                         f"{args.checkpoint} was trained on {model.x_dim}; name the dataset it was trained on")
+    mode, how = args.binarize, "as asked"
+    if mode is None:
+        mode, how = _trained_binarize(args.checkpoint), "as in training"
+    if mode != "none" and model.likelihood != "bernoulli":
+        raise InputError(f"--binarize: {mode!r} only makes sense for a Bernoulli likelihood, "
+                         f"the model's is {model.likelihood!r}")
     rng = np.random.default_rng(args.seed)
-    x = binarize(model.check_x(data.x_test, "x_test"), args.binarize or "none", np.random.default_rng([args.seed, 1]))
-    b = bounds(model, x, rng, k=args.k)
-    print(f"{name} test set, {len(x)} images: -ELBO {b['neg_elbo']:.3f} = reconstruction {b['recon']:.3f} "
+    x = binarize(model.check_x(data.x_test, "x_test"), mode, np.random.default_rng([args.seed, 1]))
+    # k rows per example are held at once: fewer examples per batch as k grows
+    b = bounds(model, x, rng, k=args.k, batch_size=max(1, 20000 // args.k))
+    images = f"{len(x)} images" + ("" if mode == "none" else f", binarized '{mode}' ({how})")
+    print(f"{name} test set, {images}: -ELBO {b['neg_elbo']:.3f} = reconstruction {b['recon']:.3f} "
           f"+ KL {b['kl']:.3f} nats per example (z sampled, k=1)")
     if args.k > 1:
         print(f"IWAE bound, k={args.k}: -log p(x) <= {b['neg_iwae']:.3f} nats per example (a stochastic bound)")
@@ -197,28 +451,88 @@ def cmd_evaluate(args):
     return 0
 
 
+def _trained_binarize(path):
+    """The binarization a trainer checkpoint was trained with ("none" for a model-only one)."""
+    try:
+        mode = ckpt.trainer_config(path)[1].get("binarize", "none")
+    except CheckpointError:
+        return "none"
+    return mode if mode in BINARIZE else "none"
+
+
+def _image_shape(meta, model, path):
+    """(h, w) of the model's images: from run_info if it fits, else square, else one row."""
+    shape = meta.get("image_shape")
+    if shape is not None:
+        if not (isinstance(shape, list) and len(shape) == 2
+                and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
+                and shape[0] * shape[1] == model.x_dim):
+            raise CheckpointError(f"checkpoint {path!r}: run_info.image_shape is {shape!r:.60}, expected "
+                                  f"[height, width] with height * width = {model.x_dim} (the model's x_dim)")
+        return tuple(shape)
+    side = math.isqrt(model.x_dim)
+    return (side, side) if side * side == model.x_dim else (1, model.x_dim)
+
+
 def cmd_sample(args):
     from . import plots
     model = ckpt.load_model(args.checkpoint)
-    shape = _meta(args.checkpoint).get("image_shape")
-    if shape is None:
-        side = int(round(np.sqrt(model.x_dim)))
-        shape = (side, side) if side * side == model.x_dim else (1, model.x_dim)
-    path = plots.save_figure(plots.prior_samples(model, tuple(shape), np.random.default_rng(args.seed), n=args.n),
+    shape = _image_shape(ckpt.run_info(args.checkpoint), model, args.checkpoint)
+    path = plots.save_figure(plots.prior_samples(model, shape, np.random.default_rng(args.seed), n=args.n),
                              args.out)
     print(f"wrote {args.n} samples to {path}")
     return 0
 
 
+# ---- the entry point -----------------------------------------------------------------------
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}
+
+
+def _stop_on_sigterm(signum, frame):
+    """SIGTERM outside the training loop (loading data, drawing): stop like Ctrl-C, releasing the lock."""
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def main(argv=None):
+    """Run one command; returns the exit code (0 ok, 2 bad input, 130 Ctrl-C, 143 SIGTERM, 141 broken pipe)."""
     args = build_parser().parse_args(argv)
+    # which options were typed (a resumed run refuses those that contradict it)
+    args.given = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
+    sigterm = getattr(signal, "SIGTERM", None)
+    previous = None
+    if sigterm is not None and args.command == "train" and _in_main_thread():
+        previous = signal.signal(sigterm, _stop_on_sigterm)
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()                      # a closed pipe shows up here, not at exit
+        return code
     except NumpyVAEError as exc:
         print(f"numpyvae: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return 143 if str(exc) == "SIGTERM" else 130
+    except BrokenPipeError:                     # `numpyvae evaluate ... | head -1`: the reader left
+        _discard_stdout()
+        return 141                              # as a program killed by SIGPIPE
+    finally:
+        if previous is not None:
+            signal.signal(sigterm, previous)
+
+
+def _in_main_thread():
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _discard_stdout():
+    """Point stdout at /dev/null so Python's final flush does not print a second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):   # stdout replaced (tests) or already closed
+        pass
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def _umask():
     return mask
 
 
-def _describe(exc):
+def describe_os_error(exc):
     """A short human reason for an OSError."""
     reasons = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
                errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
@@ -43,7 +43,7 @@ def make_folder(folder, what="folder"):
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
-        raise FileError(f"{what} {folder!r}: cannot create it ({_describe(exc)})") from None
+        raise FileError(f"{what} {folder!r}: cannot create it ({describe_os_error(exc)})") from None
     return folder
 
 
@@ -56,13 +56,15 @@ def atomic_write(path, data):
     untouched and no temporary file is left behind.
     """
     path = os.fspath(path)
+    if not path:
+        raise FileError("path: expected a file name, got an empty string")
     if os.path.isdir(path):
         raise FileError(f"{path!r}: is a folder, expected a file name")
     folder = make_folder(os.path.dirname(os.path.abspath(path)))
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=TMP_SUFFIX)
     except OSError as exc:
-        raise FileError(f"cannot write {path!r} ({_describe(exc)})") from None
+        raise FileError(f"cannot write {path!r} ({describe_os_error(exc)})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -74,7 +76,7 @@ def atomic_write(path, data):
         if os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise FileError(f"cannot write {path!r} ({_describe(exc)})") from None
+            raise FileError(f"cannot write {path!r} ({describe_os_error(exc)})") from None
         raise
     return path
 

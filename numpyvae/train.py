@@ -162,7 +162,7 @@ class Trainer:
             name = signal.Signals(self.stop_signal).name if self.stop_signal else "a stop request"
             if checkpoint is not None:
                 self.save(checkpoint, run_info)
-                print(f"\nstopped by {name}: saved {checkpoint} at step {self.step}", file=sys.stderr)
+                _tell(f"\nstopped by {name}: saved {checkpoint} at step {self.step}")
             raise KeyboardInterrupt(name)
         return self.history
 
@@ -207,7 +207,7 @@ class Trainer:
         self.perm, self.batch_index, self.epoch_count = None, 0, 0
         self.sums = dict.fromkeys(SUM_KEYS, 0.0)
         if self.verbose:
-            print(format_row(row), file=sys.stderr)
+            _tell(format_row(row))
         return row
 
     # ---- the trainer's state, for checkpoints ------------------------------------------
@@ -283,6 +283,14 @@ class Trainer:
         """Write a checkpoint of everything needed to resume (numpyvae.checkpoint)."""
         from .checkpoint import save_trainer
         save_trainer(path, self, run_info)
+
+
+def _tell(line):
+    """A line on stderr; a closed or broken stderr (a log reader gone) must not stop the training."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _main_thread():
