@@ -8,7 +8,8 @@ Master notebooks mark each solution with the lines (nbgrader / otter-grader conv
 
 ``make_student`` replaces every such region by ``raise NotImplementedError``
 (at the region's indentation) in code cells, and by "YOUR ANSWER HERE" in
-markdown cells, and clears all outputs.  Notebooks are read and written as
+markdown cells, drops the cells tagged ``master-only`` (a note to the
+lecturer), and clears all outputs.  Notebooks are read and written as
 plain JSON (nbformat 4), so nothing beyond the standard library is needed.
 
 ``grade_notebook`` executes a submission's code cells in order in a fresh
@@ -32,6 +33,7 @@ from .report import Part, Report
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUDENT_CODE = ("# YOUR CODE HERE", 'raise NotImplementedError("exercise not done yet: replace this line with your code")')
 STUDENT_ANSWER = "*YOUR ANSWER HERE*"
+MASTER_ONLY = "master-only"          # a cell tag: the cell is left out of the student version
 
 
 def read_notebook(path):
@@ -54,15 +56,12 @@ def source_of(cell):
     return "".join(src) if isinstance(src, list) else src
 
 
-def strip_solutions(source, where="cell"):
-    """(source with every solution region replaced, number of regions); code cells only.
+def _strip(source, where, code):
+    """(source with every solution region replaced, number of regions).
 
+    code=True: by NotImplementedError at the region's indentation; False: by YOUR ANSWER HERE.
     InputError names ``where`` and the line if a BEGIN has no END or an END no BEGIN.
     """
-    return _strip(source, where, code=True)
-
-
-def _strip(source, where, code):
     out, inside, regions = [], None, 0
     for n, line in enumerate(source.splitlines(keepends=True), 1):
         text = line.strip()
@@ -86,12 +85,14 @@ def _strip(source, where, code):
 def make_student(master, out):
     """Write the student version of the notebook ``master`` to the file ``out``.
 
+    Cells tagged "master-only" are left out.
     Returns the number of solution regions replaced; InputError if there is none
     (then the notebook is not a master) or if ``out`` is the master itself.
     """
     if os.path.abspath(master) == os.path.abspath(out):
         raise InputError(f"out: {out} is the master notebook itself; write the student version elsewhere")
     nb = read_notebook(master)
+    nb["cells"] = [c for c in nb["cells"] if MASTER_ONLY not in c.get("metadata", {}).get("tags", [])]
     total = 0
     for i, cell in enumerate(nb["cells"]):
         if cell.get("cell_type") not in ("code", "markdown"):
@@ -140,7 +141,7 @@ def run_cells(nb, name="notebook"):
     Returns (namespace, cells): cells is a list of dicts {"cell", "error"}
     with error None or "ExceptionName: message".
     """
-    namespace = {"__name__": "__main__"}
+    namespace = {"__name__": "__main__", "display": print}      # IPython's display(), as far as grading needs
     cells = []
     for i, cell in enumerate(nb["cells"]):
         if cell.get("cell_type") != "code":
