@@ -4,12 +4,17 @@ Each is built on the model's ``params`` dict and stepped with a grads dict
 of the same keys.  ``state()`` / ``load_state()`` expose the slots (moments,
 step count) as plain arrays for checkpoints.  Updates use ``out=`` buffers so
 the float32 path makes no temporaries beyond one scratch array per parameter.
+
+Every hyperparameter is checked when the optimizer is built, and every
+gradient before the first parameter of a step is touched: a NaN or inf
+gradient raises InputError naming the parameter, and nothing has changed.
 """
 import math
 
 import numpy as np
 
 from .errors import InputError
+from .validate import check_float
 
 
 class Optimizer:
@@ -18,21 +23,68 @@ class Optimizer:
     slot_names = ()
     nonnegative_slots = ()
 
+    # the optimizers square the gradient (Adam's v, Adagrad's G): g^2 must stay finite
+    squares_gradient = False
+
     def __init__(self, params, lr):
-        if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
-            raise InputError(f"lr: expected a positive finite number, got {lr!r}")
-        self.params, self.lr, self.t = params, float(lr), 0
+        if not isinstance(params, dict) or not params or not all(
+                isinstance(p, np.ndarray) and p.dtype.kind == "f" for p in params.values()):
+            raise InputError("params: expected a non-empty dict name -> float array (a model's params)")
+        self.params, self.lr, self.t = params, check_float("lr", lr, lo=0.0, lo_open=True), 0
         self.slots = {s: {k: np.zeros_like(p) for k, p in params.items()} for s in self.slot_names}
         self._tmp = {k: np.empty_like(p) for k, p in params.items()}
 
     def step(self, grads):
-        """Apply one update in place, for every parameter in ``params``."""
+        """Apply one update in place, for every parameter in ``params``.
+
+        grads : dict name -> array of the parameter's shape, the same keys as
+                ``params``.  All are checked before any parameter changes.
+        """
+        self._check_grads(grads)
         self.t += 1
         for name, p in self.params.items():
+            self._update(name, p, grads[name], self._tmp[name])
+
+    def _check_grads(self, grads):
+        """Refuse missing, misshapen, non-real or non-finite gradients (InputError naming the parameter)."""
+        if not isinstance(grads, dict) or grads.keys() != self.params.keys():
+            if not isinstance(grads, dict):
+                raise InputError(f"grads: expected a dict name -> array, got {type(grads).__name__}")
+            missing, extra = set(self.params) - set(grads), set(grads) - set(self.params)
+            raise InputError(f"grads: expected the keys of params; missing {sorted(missing)[:5]}, "
+                             f"unexpected {sorted(map(str, extra))[:5]}")
+        for name, p in self.params.items():
             g = grads[name]
-            if g.shape != p.shape:
-                raise InputError(f"grads[{name!r}]: expected shape {p.shape}, got {g.shape}")
-            self._update(name, p, g, self._tmp[name])
+            if not isinstance(g, np.ndarray) or g.dtype.kind != "f" or g.shape != p.shape:
+                got = f"{g.dtype} {g.shape}" if isinstance(g, np.ndarray) else type(g).__name__
+                raise InputError(f"grads[{name!r}]: expected a float array of shape {p.shape}, got {got}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            for name, p in self.params.items():
+                g = grads[name]
+                if g.dtype != p.dtype:            # judged in the dtype the update is computed in
+                    g = g.astype(p.dtype)
+                # one read of g: sum(g^2) is finite only if every g and every g^2 is
+                flat = g.reshape(-1)
+                if not math.isfinite(np.dot(flat, flat)):
+                    self._explain_non_finite(name, g, grads[name])
+
+    def _explain_non_finite(self, name, g, given):
+        """sum(g^2) overflowed or is NaN: say which entry is at fault (or accept a large finite g).
+
+        g is the gradient in the parameter's dtype, ``given`` as it was passed.
+        """
+        bad = ~np.isfinite(g)
+        if bad.any():
+            i = tuple(int(j) for j in np.argwhere(bad)[0])
+            beyond = f" (beyond the range of the parameter's {g.dtype})" if np.isfinite(given[i]) else ""
+            raise InputError(f"grads[{name!r}]: expected finite values, found {given[i]} at index {i}{beyond}; "
+                             "nothing was updated (did the loss diverge?)")
+        with np.errstate(over="ignore"):
+            square_overflows = ~np.isfinite(g * g)
+        if self.squares_gradient and square_overflows.any():
+            i = tuple(int(j) for j in np.argwhere(square_overflows)[0])
+            raise InputError(f"grads[{name!r}]: {g[i]} at index {i} is too large: its square overflows "
+                             f"{g.dtype} (nothing was updated)")
 
     def state(self):
         """dict of plain arrays: 't' and 'slot/param' for every slot."""
@@ -62,8 +114,11 @@ class Optimizer:
                 if not isinstance(a, np.ndarray) or a.dtype.kind != "f" or a.shape != v.shape:
                     got = "nothing" if a is None else f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}"
                     raise InputError(f"optimizer state {key!r}: expected a float array of shape {v.shape}, got {got}")
+                with np.errstate(over="ignore"):
+                    a = a.astype(v.dtype)               # checked as it will be stored: 1e300 is inf in float32
                 if not np.all(np.isfinite(a)):
-                    raise InputError(f"optimizer state {key!r}: contains NaN or inf")
+                    where = "NaN or inf" if not np.all(np.isfinite(state[key])) else f"values beyond the range of {v.dtype}"
+                    raise InputError(f"optimizer state {key!r}: contains {where}")
                 if s in self.nonnegative_slots and np.any(a < 0):
                     raise InputError(f"optimizer state {key!r}: a sum of squares, expected values >= 0, "
                                      f"found {a.min()}")
@@ -84,7 +139,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-2, momentum=0.9):
         super().__init__(params, lr)
-        self.momentum = float(momentum)
+        # momentum 1 never forgets a gradient (the velocity grows without bound)
+        self.momentum = check_float("momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
 
     def _update(self, name, p, g, tmp):
         v = self.slots["velocity"][name]
@@ -99,10 +155,12 @@ class Adagrad(Optimizer):
 
     slot_names = ("sum_sq",)
     nonnegative_slots = ("sum_sq",)
+    squares_gradient = True
 
     def __init__(self, params, lr=1e-2, eps=1e-8):
         super().__init__(params, lr)
-        self.eps = float(eps)
+        # eps > 0 keeps g / (sqrt(G) + eps) defined when G = 0
+        self.eps = check_float("eps", eps, lo=0.0, lo_open=True)
 
     def _update(self, name, p, g, tmp):
         G = self.slots["sum_sq"][name]
@@ -124,10 +182,14 @@ class Adam(Optimizer):
 
     slot_names = ("m", "v")
     nonnegative_slots = ("v",)
+    squares_gradient = True
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(params, lr)
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        # beta < 1: the bias corrections 1 - beta^t are then > 0; eps > 0: m / (sqrt(v) + eps) is defined at v = 0
+        self.beta1 = check_float("beta1", beta1, lo=0.0, hi=1.0, hi_open=True)
+        self.beta2 = check_float("beta2", beta2, lo=0.0, hi=1.0, hi_open=True)
+        self.eps = check_float("eps", eps, lo=0.0, lo_open=True)
 
     def _update(self, name, p, g, tmp):
         m, v = self.slots["m"][name], self.slots["v"][name]

@@ -8,6 +8,7 @@
 
 ``loss_and_grads`` then runs the chain rule backwards in the same order.
 """
+import math
 from collections import OrderedDict
 
 import numpy as np
@@ -33,6 +34,11 @@ GAUSSIAN_MEANS = ("identity", "sigmoid")
 LOGVAR_LIMIT = 30.0
 # the largest model built (about 400 MB of float32 weights, twice that with Adam's slots)
 MAX_PARAMS = 100_000_000
+# the deepest: every layer is a few Python objects, so a list of a million 1-unit layers would
+# take gigabytes and minutes to build although it has few parameters
+MAX_HIDDEN_LAYERS = 100
+# the most numbers one activation array may hold (1 GB in float32): bounds k * batch and n
+MAX_ACTIVATIONS = 2**28
 
 
 def _clip_logvar(raw):
@@ -68,11 +74,16 @@ class VAE:
         if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
             hidden = [hidden]
         if not isinstance(hidden, (list, tuple)):
-            raise InputError(f"hidden: expected an int or a list of ints (hidden layer sizes), got {hidden!r}")
+            raise InputError(f"hidden: expected an int or a list of ints (hidden layer sizes), got {hidden!r:.80}")
+        if len(hidden) > MAX_HIDDEN_LAYERS:
+            raise InputError(f"hidden: expected at most {MAX_HIDDEN_LAYERS} hidden layers, got {len(hidden)}")
         hidden = [check_positive_int(f"hidden[{i}]", h) for i, h in enumerate(hidden)]
         seed = check_positive_int("seed", seed, minimum=0)
         check_choice("activation", activation, ACTIVATIONS)
         check_choice("init", init, INITS)
+        check_choice("likelihood", likelihood, LIKELIHOODS)
+        if dtype is None:                      # np.dtype(None) would quietly mean float64
+            raise InputError("dtype: expected float32 or float64, got None")
         out_dim = x_dim if likelihood == "bernoulli" else 2 * x_dim
         sizes = [x_dim, *hidden, 2 * z_dim]
         n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])) + \
@@ -88,6 +99,7 @@ class VAE:
                            activation=activation, init=init, dtype=np.dtype(self.dtype).name,
                            gaussian_mean=gaussian_mean)
         self.x_dim, self.z_dim = x_dim, z_dim
+        self._widest = max(out_dim, 2 * z_dim, *hidden)         # the widest activation row
         rng = np.random.default_rng(seed)
         self.encoder = MLP([x_dim, *hidden, 2 * z_dim], activation, init, rng, self.dtype)
         self.decoder = MLP([z_dim, *hidden[::-1], out_dim], activation, init, rng, self.dtype)
@@ -115,13 +127,21 @@ class VAE:
             raise InputError(f"{name}: expected shape (n >= 1, {self.z_dim}), got {z.shape}")
         return z
 
+    def check_rows(self, name, rows):
+        """Refuse a request whose activations would exceed MAX_ACTIVATIONS numbers (rows x widest layer)."""
+        if rows * self._widest > MAX_ACTIVATIONS:
+            raise InputError(f"{name}: {rows:,} rows of up to {self._widest} numbers exceed the "
+                             f"{MAX_ACTIVATIONS:,} one array may hold here; use fewer (or chunks)")
+        return rows
+
     def encode(self, x):
         """x: (B, D) -> mu, logvar: (B, Z), the parameters of q(z|x).  Checks x."""
-        return self._encode(self.check_x(x))
+        mu, logvar = self._encode(self.check_x(x))
+        return _finite_result("encode(x)", "x", mu), logvar
 
     def decode(self, z):
         """z: (N, Z) -> the decoder output (N, D) logits or (N, 2D) [mean | logvar].  Checks z."""
-        return self._decode(self.check_z(z))
+        return _finite_result("decode(z)", "z", self._decode(self.check_z(z)))
 
     def _encode(self, x):
         """encode for a checked x; caches for backward."""
@@ -198,19 +218,25 @@ class VAE:
         beta = check_float("beta", beta, lo=0.0, hi=1e6)
         B = x.shape[0]
         if eps is None:
-            eps = self.draw_eps(check_rng("rng", rng), check_positive_int("k", k), B)
+            k = check_positive_int("k", k)
+            self.check_rows("k * batch", k * B)
+            eps = self.draw_eps(check_rng("rng", rng), k, B)
         else:
             eps = as_float_array("eps", eps, dtype=self.dtype)
             eps = eps[None] if eps.ndim == 2 else eps
             if eps.ndim != 3 or eps.shape[1:] != (B, self.z_dim) or eps.shape[0] == 0:
                 raise InputError(f"eps: expected shape ({B}, {self.z_dim}) or (k >= 1, {B}, {self.z_dim}), "
                                  f"got {eps.shape}")
+            self.check_rows("eps: k * batch", eps.shape[0] * B)
         K = eps.shape[0]
 
         mu, logvar, z, out, log_px, rcache = self.forward(x, eps)
         est = est_fn(log_px, z, mu, logvar, beta)
         self.last_estimate = est                                     # recon and kl terms, for the history
         loss = -float(np.mean(est.elbo))
+        if not np.isfinite(loss):                                    # overflow: no gradient is worth having
+            raise InputError(f"x, beta: the loss is {loss} for this batch (an overflow: values of x too "
+                             f"large for {np.dtype(self.dtype).name}, or the network has diverged)")
 
         # backward: loss = -(1/B) sum_b elbo_b, so every partial is scaled by -1/B
         s = -1.0 / B
@@ -227,7 +253,9 @@ class VAE:
         dlogvar += s * est.dlogvar
         dlogvar *= self._enc_mask                                    # logvar was clipped: no gradient outside
         self.encoder.backward(np.concatenate([dmu, dlogvar], axis=1), need_dx=False)   # encoder (x needs no gradient)
-        return loss, self.grads()
+        grads = self.grads()
+        _check_grads(grads)
+        return loss, grads
 
     def grads(self):
         """dict name -> the gradient buffer of that parameter (from the last backward)."""
@@ -244,9 +272,14 @@ class VAE:
         """
         x = self.check_x(x)
         est_fn = ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)].kernel
-        eps = self.draw_eps(check_rng("rng", rng), check_positive_int("k", k), x.shape[0])
+        k = check_positive_int("k", k)
+        self.check_rows("k * batch", k * x.shape[0])
+        eps = self.draw_eps(check_rng("rng", rng), k, x.shape[0])
         mu, logvar, z, _, log_px, _ = self.forward(x, eps)
-        return est_fn(log_px, z, mu, logvar)
+        est = est_fn(log_px, z, mu, logvar)
+        for term in ("elbo", "recon", "kl"):
+            _finite_result(f"estimate(x).{term}", "x", getattr(est, term))
+        return est
 
     def elbo(self, x, rng, estimator="analytic", k=1):
         """Per-example ELBO (or IWAE bound) (B,), with z sampled from q (no backward)."""
@@ -256,9 +289,28 @@ class VAE:
         """Mean of p(x|z) at z = mu (rng None) or at one sample z ~ q(z|x)."""
         mu, logvar = self.encode(x)
         z = mu if rng is None else reparameterize(mu, logvar, self.draw_eps(check_rng("rng", rng), 1, len(mu)))[0][0]
-        return self.mean_image(self._decode(z))
+        return _finite_result("reconstruct(x)", "x", self.mean_image(self._decode(z)))
 
     def sample(self, n, rng):
         """n images: the mean of p(x|z) for z ~ N(0, I); (n, D)."""
-        z = check_rng("rng", rng).standard_normal((check_positive_int("n", n), self.z_dim), dtype=self.dtype)
-        return self.mean_image(self._decode(z))
+        n = self.check_rows("n", check_positive_int("n", n))
+        z = check_rng("rng", rng).standard_normal((n, self.z_dim), dtype=self.dtype)
+        return _finite_result("sample(n)", "the model's parameters", self.mean_image(self._decode(z)))
+
+
+def _finite_result(what, cause, arr):
+    """Refuse to hand back NaN or inf: name the call and the input that made it overflow."""
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{cause}: {what} overflowed to NaN or inf in {arr.dtype}; "
+                         f"expected values of {cause} small enough for finite results")
+    return arr
+
+
+def _check_grads(grads):
+    """Refuse NaN or inf gradients (one read of each: sum(g^2) is finite only if every g is)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = [name for name, g in grads.items()
+               if not math.isfinite(np.dot(g.reshape(-1), g.reshape(-1))) and not np.all(np.isfinite(g))]
+    if bad:
+        raise InputError(f"x, beta: the gradients of {bad} overflowed to NaN or inf for this batch "
+                         "(values of x too large, or the network has diverged)")

@@ -32,15 +32,21 @@ def as_float_array(name, x, ndim=None, dtype=None, finite=True, lo=None, hi=None
         raise InputError(f"{name}: expected a numeric array ({exc})") from None
     if arr.dtype.kind not in "biuf":
         raise InputError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
-    if dtype is not None:
-        arr = arr.astype(dtype, copy=False)
-    elif arr.dtype.kind != "f" or arr.dtype not in FLOAT_DTYPES:
-        arr = arr.astype(np.float64)
+    given = arr
+    with np.errstate(over="ignore"):          # a value beyond float32 becomes inf: reported below
+        if dtype is not None:
+            arr = arr.astype(dtype, copy=False)
+        elif arr.dtype.kind != "f" or arr.dtype not in FLOAT_DTYPES:
+            arr = arr.astype(np.float64)
     if ndim is not None and arr.ndim != ndim:
         raise InputError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
+    if lo is not None and hi is not None and arr.size and lo <= arr.min() and arr.max() <= hi:
+        return arr                            # NaN fails both comparisons, inf is out of bounds: all checked
     if finite and not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise InputError(f"{name}: expected finite values, found {arr[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
+        i = tuple(int(j) for j in np.argwhere(~np.isfinite(arr))[0])
+        value = given[i] if given.shape == arr.shape else arr[i]
+        beyond = f", beyond the range of {arr.dtype}" if np.isfinite(value) else ""
+        raise InputError(f"{name}: expected finite values, found {value} at index {i}{beyond}")
     if lo is not None and arr.size and arr.min() < lo:
         raise InputError(f"{name}: expected values >= {lo}, found minimum {arr.min()}")
     if hi is not None and arr.size and arr.max() > hi:
@@ -138,7 +144,8 @@ def checks_arrays(unit_interval=(), skip=()):
     """Decorator: the public function checks its array arguments, then runs the pure kernel.
 
     The decorated function refuses anything but finite real arrays whose shapes
-    broadcast (see :func:`check_arrays`); the undecorated formula stays
+    broadcast (see :func:`check_arrays`), and refuses to return a result that
+    overflowed to NaN or inf (InputError); the undecorated formula stays
     available as ``function.kernel`` for callers that checked their inputs
     once already (the VAE checks x and eps at its own entry points).
     Arguments named in ``skip`` (caches) are passed through unchecked.
@@ -153,7 +160,13 @@ def checks_arrays(unit_interval=(), skip=()):
                                  f"got {len(args)} values")
             arrays = [(n, a) for n, a in zip(names, args) if n not in skip]
             checked = iter(check_arrays([n for n, _ in arrays], [a for _, a in arrays], unit_interval))
-            return kernel(*(a if n in skip else next(checked) for n, a in zip(names, args)))
+            with np.errstate(over="ignore", invalid="ignore"):
+                result = kernel(*(a if n in skip else next(checked) for n, a in zip(names, args)))
+            for r in (result if isinstance(result, tuple) else (result,)):
+                if isinstance(r, np.ndarray) and r.dtype.kind == "f" and not np.all(np.isfinite(r)):
+                    raise InputError(f"{', '.join(n for n, _ in arrays)}: {kernel.__name__} overflowed to "
+                                     f"NaN or inf in {r.dtype}; expected values small enough for a finite result")
+            return result
 
         public.kernel = kernel
         return public
