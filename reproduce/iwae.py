@@ -59,7 +59,7 @@ def data_for(kind, quick, seed):
         x_test = binarize(d.x_test, "dynamic", np.random.default_rng([seed, 7]))   # one fixed draw
         mode = "dynamic"
     if quick:
-        x_train, x_test = x_train[:1000], x_test[:100]
+        x_train, x_test = x_train[:400], x_test[:100]
     return x_train, x_test, mode
 
 
