@@ -18,6 +18,7 @@ import numpy as np
 from .. import distributions as dist
 from ..gradcheck import numerical_gradient, surrogate_loss
 from ..layers import ACTIVATIONS, Linear as RefLinear, sigmoid
+from ..validate import check_choice
 from ..vae import VAE
 from .diagnose import compare
 from .guard import NotWritten, StudentError, call
@@ -116,6 +117,7 @@ def grade_activation(Layer, kind="tanh", seed=0):
     "sigmoid", "relu", ...).  x stays clear of 0, where relu has a kink.
     Parts: forward, dx.
     """
+    check_choice("kind", kind, ACTIVATIONS)
     ref = ACTIVATIONS[kind]()
     report = Report(f"activation {kind}", seed)
     rng = np.random.default_rng(seed)
@@ -137,11 +139,14 @@ def grade_activation(Layer, kind="tanh", seed=0):
     slope = expected_dx / g                                        # the local derivative, elementwise
     alternatives = {"dx is the local derivative alone: multiply it by dout (the chain rule).": slope}
     if kind == "tanh":
-        alternatives["the derivative uses the input x where it needs the output: 1 - tanh(x)^2, not 1 - x^2."] = g * (1 - x ** 2)
+        alternatives["the derivative uses the input x where it needs the output: "
+                     "1 - tanh(x)^2, not 1 - x^2."] = g * (1 - x ** 2)
         alternatives["1 - out is not the derivative of tanh: it is 1 - out^2."] = g * (1 - out_ref)
     if kind == "sigmoid":
-        alternatives["the derivative uses the input x where it needs the output: s (1 - s) with s = sigmoid(x)."] = g * x * (1 - x)
-    report.add(compare("dx", dx, expected_dx, alternatives=alternatives, where={"where x < 0": x < 0, "where x > 0": x > 0}))
+        alternatives["the derivative uses the input x where it needs the output: "
+                     "s (1 - s) with s = sigmoid(x)."] = g * x * (1 - x)
+    report.add(compare("dx", dx, expected_dx, alternatives=alternatives,
+                       where={"where x < 0": x < 0, "where x > 0": x > 0}))
     return report
 
 
@@ -208,7 +213,8 @@ def grade_reparameterize(reparameterize, reparameterize_backward, seed=0):
     try:
         z = call("reparameterize(mu, logvar, eps)", reparameterize, mu, logvar, eps)
         report.add(compare("forward z", z, mu + sigma * eps, alternatives={
-            "the variance exp(logvar) is used as the standard deviation: sigma = exp(logvar / 2).": mu + np.exp(logvar) * eps,
+            "the variance exp(logvar) is used as the standard deviation: sigma = exp(logvar / 2).":
+                mu + np.exp(logvar) * eps,
             "logvar is used as the standard deviation: sigma = exp(logvar / 2).": mu + logvar * eps,
             "sigma = exp(-logvar / 2) has the wrong sign in the exponent: sigma = exp(logvar / 2).": mu + eps / sigma,
             "eps is not used: z = mu + sigma * eps.": mu + sigma}))
@@ -424,7 +430,7 @@ def grade_gradient(f, grad, x, name="x"):
         x = np.asarray(x)
         if x.dtype != np.float64:
             raise StudentError(f"x has dtype {x.dtype}: gradient checks need float64 (x.astype(np.float64))")
-        expected = call("f()", numerical_gradient, f, x)
+        expected = call("f()", numerical_gradient, f, x, copy=False)      # f must read this very x
     except (StudentError, NotWritten) as err:
         return _fail_all(report, [name], err)
     report.add(compare(name, grad, expected))

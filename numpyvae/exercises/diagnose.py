@@ -34,14 +34,17 @@ def _ratio_hint(c, factors):
     a = abs(c)
     for name, (value, noun) in factors.items():
         if value > 1 and np.isclose(a, 1.0 / value, rtol=1e-6):
-            return f"ours = {c:.6g} x expected = {'-' if c < 0 else ''}expected / {name} ({name} = {value}): {sign}averaged over {noun} instead of summed."
+            minus = "-" if c < 0 else ""
+            return (f"ours = {c:.6g} x expected = {minus}expected / {name} ({name} = {value}): "
+                    f"{sign}averaged over {noun} instead of summed.")
         if value > 1 and np.isclose(a, value, rtol=1e-6):
             return (f"ours = {c:.6g} x expected ({name} = {value}): {sign}summed over {noun} where the mean "
                     f"is taken: a factor 1/{name} is missing.")
     if np.isclose(c, -1.0, rtol=1e-6):
         return "ours = -expected: the sign is flipped."
     if np.isclose(a, 2.0, rtol=1e-6):
-        return f"ours = {c:.6g} x expected: {sign}a factor 1/2 is missing (a derivative of a square, or the 1/2 in exp(logvar/2))."
+        return (f"ours = {c:.6g} x expected: {sign}a factor 1/2 is missing "
+                "(a derivative of a square, or the 1/2 in exp(logvar/2)).")
     if np.isclose(a, 0.5, rtol=1e-6):
         return f"ours = {c:.6g} x expected: {sign}an extra factor 1/2."
     if np.isclose(a, 1.0, rtol=1e-6):
@@ -116,8 +119,10 @@ def compare(name, ours, expected, factors=None, alternatives=None, where=None, o
         i = tuple(int(k) for k in np.argwhere(~np.isfinite(ours))[0])
         sentence = ("it still holds the NaN the grader put there before the call: this gradient is never written."
                     if np.all(np.isnan(ours)) else "an overflow (exp of a large number?) or a division by zero.")
-        return Part(name, FAIL, f"ours is not finite at index {i}: ours {ours[i]} vs expected {expected[i]:.10g}", sentence)
-    check = gradcheck.compare(name, ours, expected, floor=gradcheck.FLOOR * max(1.0, float(np.abs(expected).max(initial=0))))
+        return Part(name, FAIL, f"ours is not finite at index {i}: ours {ours[i]} vs expected {expected[i]:.10g}",
+                    sentence)
+    floor = gradcheck.FLOOR * max(1.0, float(np.abs(expected).max(initial=0)))     # as gradcheck: 1e-4 * max(1, |scale|)
+    check = gradcheck.compare(name, ours, expected, floor=floor)
     detail = str(check)[len(name) + 2:]
     if check.passed:
         return Part(name, PASS, f"relative error {check.error:.1e}")

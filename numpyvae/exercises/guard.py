@@ -1,7 +1,8 @@
 """Calling the student's code: an exception becomes a sentence, never a traceback.
 
-``call(what, fn, *args)`` runs ``fn(*args)`` with numpy's floating-point
-warnings silenced (the grader judges the numbers, NaN included).  If the
+``call(what, fn, *args)`` runs ``fn(*args)`` on copies of the arrays,
+with numpy's floating-point warnings silenced (the grader judges the
+numbers, NaN included).  If the
 student's code raises, it raises ``StudentError`` whose message says what
 was called, the exception, and the line of the student's code where it
 happened.  NotImplementedError (an exercise not written yet) becomes
@@ -49,8 +50,14 @@ def shape_advice(exc):
     return ""
 
 
-def call(what, fn, *args):
-    """fn(*args), or StudentError / NotWritten with a sentence naming ``what``."""
+def call(what, fn, *args, copy=True):
+    """fn(*args), or StudentError / NotWritten with a sentence naming ``what``.
+
+    copy=True hands the student copies of the array arguments, so their code
+    cannot change the arrays the grader compares against.
+    """
+    if copy:
+        args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
     if not callable(fn):
         raise StudentError(f"{what}: expected a function or class, got {type(fn).__name__} {fn!r:.60}")
     try:

@@ -31,7 +31,8 @@ from .checks import EXERCISES, grade_names
 from .report import Part, Report
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-STUDENT_CODE = ("# YOUR CODE HERE", 'raise NotImplementedError("exercise not done yet: replace this line with your code")')
+STUDENT_CODE = ("# YOUR CODE HERE",
+                'raise NotImplementedError("exercise not done yet: replace this line with your code")')
 STUDENT_ANSWER = "*YOUR ANSWER HERE*"
 MASTER_ONLY = "master-only"          # a cell tag: the cell is left out of the student version
 
@@ -190,7 +191,8 @@ def grade_notebook(path, seed=0, timeout=300):
     read_notebook(path)                                       # refuse a bad file here, with InputError
     cmd = [sys.executable, "-m", "numpyvae.exercises", "_grade-here", os.path.abspath(path), str(int(seed))]
     try:
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=os.path.dirname(os.path.abspath(path)))
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                             cwd=os.path.dirname(os.path.abspath(path)))
     except subprocess.TimeoutExpired:
         report = Report(os.path.basename(path), seed)
         report.add(Part("execution", "FAIL", f"the notebook did not finish within {timeout} s",
