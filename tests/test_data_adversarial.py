@@ -455,3 +455,38 @@ def test_served_bomb_is_refused_with_bounded_memory(server, monkeypatch, isolate
     assert "train-labels-idx1-ubyte.gz: " in str(result), f"ours {result}"
     assert peak < 16 << 20, f"ours {peak:,} vs expected below 16 MiB"
     assert files_under(isolated / "cache" / "mnist") == ["train-images-idx3-ubyte.gz"], "only the verified file stays"
+
+
+@settings(max_examples=80)
+@given(mode=st.sampled_from(["none", "threshold", "dynamic"]) | st.sampled_from(WEIRD),
+       x=st.sampled_from([np.full((2, 3), 0.5), np.array([0.0, 1.0]), np.array([np.nan]), np.array([1.5]),
+                          np.array(["a"]), [[0.5, 0.5], [0.5]], "x", None, np.zeros((0, 4)), np.float32(0.3)]),
+       rng=st.sampled_from([None, np.random.default_rng(0), np.random.RandomState(0), 3]),
+       threshold=st.sampled_from([0.5, 0.0, 1.0, -0.1, 1.5, float("nan"), "0.5", None, np.array([0.5, 0.5])]))
+def test_binarize_with_weird_arguments(mode, x, rng, threshold):
+    result = {}
+
+    def call():
+        result["b"] = data.binarize(x, mode, rng=rng, threshold=threshold)
+        return result["b"]
+
+    if outcome("binarize argument", call, ["mode", "x", "rng", "threshold"]) == "ok":
+        b, xa = result["b"], np.asarray(x, dtype=float)
+        assert b.shape == xa.shape and np.all((b == 0) | (b == 1) | (mode == "none")), f"ours {b!r} from {x!r}"
+
+
+def test_data_env_pointing_at_a_file_or_nowhere(isolated, monkeypatch):
+    for value in (str(isolated / "absent"), __file__, "relative/elsewhere"):
+        monkeypatch.setenv("NUMPYVAE_DATA", value)
+        with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz\) not found; looked in:") as exc:
+            data.load("mnist", download=False)
+        assert value in str(exc.value), f"ours {exc.value} vs expected it to list {value}"
+
+
+def test_https_mirror_that_speaks_plain_http(server, monkeypatch, isolated):
+    """The HTTPS path of the downloader: a TLS handshake with a plain HTTP server fails cleanly."""
+    serve_fake_mnist(server, monkeypatch)
+    monkeypatch.setenv("NUMPYVAE_MIRROR", server.url.replace("http://", "https://"))
+    with pytest.raises(DataError, match=r"https://127.0.0.1:\d+/mnist/train-images-idx3-ubyte.gz: download failed"):
+        data.load("mnist", progress=False)
+    assert files_under(isolated / "cache") == [], "nothing kept"
