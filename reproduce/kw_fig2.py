@@ -86,6 +86,38 @@ def curve(x_train, x_test, z_dim, lr, arch, total, seed, x_train_eval):
     return rows, trainer
 
 
+def results_from_log(path):
+    """Rebuild {Nz: {step_size, step_size_scores, curve}} from a run's log file.
+
+    For a run stopped before its last Nz finished: every measured point is a
+    log line ``Nz=.. lr=..: {...}``, every step-size trial ``Nz=.. step size ..: bound ..``.
+    """
+    import ast
+    import re
+    results = {}
+    for line in open(path):
+        m = re.search(r"Nz=(\d+) lr=([0-9.e-]+): (\{.*\})", line)
+        if m:
+            res = results.setdefault(int(m.group(1)), dict(step_size_scores={}, curve=[]))
+            res["step_size"] = float(m.group(2))
+            res["curve"].append(ast.literal_eval(m.group(3)))
+            continue
+        m = re.search(r"Nz=(\d+) step size ([0-9.e-]+): bound (\S+)", line)
+        if m:
+            res = results.setdefault(int(m.group(1)), dict(step_size_scores={}, curve=[]))
+            res["step_size_scores"][m.group(2)] = None if m.group(3) == "None" else float(m.group(3))
+    return {z: r for z, r in results.items() if r["curve"]}
+
+
+def log_span(path):
+    """Seconds from the first to the last time stamp (HH:MM:SS at a line's start) of a log."""
+    import re
+    stamps = [line[:8] for line in open(path) if re.match(r"\d\d:\d\d:\d\d ", line)]
+    h0, m0, s0 = map(int, stamps[0].split(":"))
+    h1, m1, s1 = map(int, stamps[-1].split(":"))
+    return ((h1 - h0) * 3600 + (m1 - m0) * 60 + (s1 - s0)) % 86400
+
+
 def plot(results, paper, title, path, paper_test=None):
     """Our train (solid) and test (dashed) curves per Nz, the paper's values as markers."""
     from matplotlib.figure import Figure

@@ -29,6 +29,8 @@ def main(argv=None):
     p.add_argument("--pick-steps", type=int, default=500, help="minibatches per step size when choosing it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds) of the same code, for the tests")
+    p.add_argument("--from-log", default=None, metavar="LOG",
+                   help="no training: rebuild the table and plot from the log of a run (stopped early or not)")
     p.add_argument("--out", default=None, help="output folder (default reproduce/results/kw_mnist[_quick])")
     args = p.parse_args(argv)
     data = load("mnist")
@@ -38,8 +40,8 @@ def main(argv=None):
         x_train, x_test = x_train[:3000], x_test[:1000]
     clock = Clock()
     out = results_dir("kw_mnist" + ("_quick" if args.quick else ""), args.out)
-    results = {}
-    for z_dim in args.z_dims:
+    results = kw_fig2.results_from_log(args.from_log) if args.from_log else {}
+    for z_dim in ([] if args.from_log else args.z_dims):
         lr, scores = kw_fig2.pick_step_size(x_train, z_dim, ARCH, args.pick_steps, args.seed)
         rows, _ = kw_fig2.curve(x_train, x_test, z_dim, lr, ARCH, int(args.samples), args.seed, x_train[:10000])
         results[z_dim] = dict(step_size=lr, step_size_scores={str(k): v for k, v in scores.items()}, curve=rows)
@@ -55,7 +57,8 @@ def main(argv=None):
                             "ours, test", "paper, test", "ours - paper"], table_rows)
     notes = "Lower bound (ELBO, one z sample, analytic KL) in nats per example; paper values read off Fig. 2."
     result = dict(paper={str(k): v for k, v in PAPER.items()}, results={str(k): v for k, v in results.items()},
-                  samples=args.samples, quick=args.quick, command=command_line(), wall_seconds=clock.seconds(),
+                  samples=args.samples, quick=args.quick, command=command_line(),
+                  wall_seconds=kw_fig2.log_span(args.from_log) if args.from_log else clock.seconds(),
                   machine=machine())
     kw_fig2.plot(results, {10 ** 7: {z: v[0] for z, v in PAPER.items()}},
                  "Kingma & Welling Fig. 2, MNIST (ours: lines; paper: markers)", os.path.join(out, "curves.png"),
