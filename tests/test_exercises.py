@@ -4,6 +4,7 @@ typical mistake, planted on purpose, is caught with the right part, index and hi
 Student code here records the arrays the grader hands it, so each test recomputes
 the expected gradient itself and checks the index the grader names.
 """
+import csv
 import json
 import os
 import re
@@ -151,6 +152,12 @@ def test_linear_forgotten_bias_gradient():
     msg = failure(check_linear, make_linear(dW=RIGHT_DW, init=False))      # no db attribute at all
     assert_caught(msg, "db", "store the gradient of b in self.db")
     assert "Linear has no attribute db after backward" in msg, msg
+
+
+def test_linear_bias_gradient_not_summed():
+    msg = failure(check_linear, make_linear(dW=RIGHT_DW, db=lambda x, d, W: d))
+    assert_caught(msg, "db", "db is dout itself: sum it over the batch axis (axis=0)")
+    assert "ours has shape (4, 3), expected (3,)" in part_of(msg, "db"), msg
 
 
 def test_linear_weight_gradient_never_written():
@@ -497,13 +504,19 @@ def test_grade_command_reports_each_part(tmp_path, capsys):
                            "source": "%matplotlib inline\nimport sys\nprint('noise'); print('x', file=sys.stderr)"})
     path = tmp_path / "submission.ipynb"
     path.write_text(json.dumps(nb))
-    assert main(["grade", str(path)]) == 1
+    table = tmp_path / "verdicts.csv"
+    assert main(["grade", str(path), "--csv", str(table)]) == 1
     out = capsys.readouterr().out
     print(out)
     assert "FAIL  db:" in out and "averaged over the batch instead of summed" in out, out
     assert "PASS  dW:" in out and "activation tanh (seed 0): 2 of 2 parts passed" in out, out
     assert re.search(r"cell \d+: AssertionError: Linear: 1 of 4 parts failed", out), out
     assert "total: 8 of 9 parts passed" in out, out
+    with open(table, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    db = [r for r in rows if r["part"] == "db"]
+    assert len(rows) == 9 and db and db[0]["verdict"] == "FAIL" and "averaged" in db[0]["hint"], \
+        f"ours {rows} vs expected 9 rows with db FAIL"
     assert main(["grade", MASTERS[1]]) == 0, capsys.readouterr().out
 
 

@@ -1,12 +1,13 @@
 """python -m numpyvae.exercises: make the student version of the homework; grade a submission.
 
     python -m numpyvae.exercises make-student notebooks/homework --out handout/
-    python -m numpyvae.exercises grade submission.ipynb [more.ipynb ...] [--seed 0]
+    python -m numpyvae.exercises grade submission.ipynb [more.ipynb ...] [--seed 0] [--csv verdicts.csv]
 
 ``grade`` prints each exercise's parts with PASS / FAIL / TODO and hints,
 and exits 0 if every part passed, 1 otherwise (2 for a usage error).
 """
 import argparse
+import csv
 import json
 import os
 import sys
@@ -25,9 +26,10 @@ def _make_student(args):
 
 
 def _grade(args):
-    all_passed = True
+    all_passed, rows = True, []
     for path in args.notebooks:
         reports, cells = grade_notebook(path, args.seed, args.timeout)
+        rows += [(path, r.exercise, p.name, p.verdict, p.detail, p.hint) for r in reports for p in r.parts]
         print(f"== {path}")
         errors = [c for c in cells if c["error"]]
         print(f"   {len(cells)} code cells ran, {len(errors)} raised"
@@ -40,6 +42,10 @@ def _grade(args):
             all_passed &= report.passed
         print(f"   total: {got} of {total} parts passed")
         all_passed &= bool(reports)
+    if args.csv:
+        with open(args.csv, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([("notebook", "exercise", "part", "verdict", "detail", "hint"), *rows])
+        print(f"verdicts of {len(args.notebooks)} notebook(s) written to {args.csv}")
     return 0 if all_passed else 1
 
 
@@ -53,6 +59,7 @@ def main(argv=None):
     p.add_argument("notebooks", nargs="+", help="the submitted .ipynb files")
     p.add_argument("--seed", type=int, default=0, help="seed of the graders' random arrays (default 0)")
     p.add_argument("--timeout", type=float, default=300, help="seconds one notebook may run (default 300)")
+    p.add_argument("--csv", help="also write every part's verdict, one row each, to this CSV file")
     p = sub.add_parser("_grade-here")                        # internal: the child process of grade
     p.add_argument("notebook")
     p.add_argument("seed", type=int)
