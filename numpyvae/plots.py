@@ -99,9 +99,10 @@ def learning_curves(history):
         ax_beta = ax_bound.twinx()
         ax_beta.plot(epoch, beta, color="grey", linestyle=":", label="beta (KL weight)")
         ax_beta.set_ylabel("beta (KL weight, no unit)")
-        ax_beta.set_ylim(0, 1.05 * max(1.0, beta.max()))
+        ax_beta.set_ylim(0, 1.6 * max(1.0, beta.max()))     # beta stays below the legend's corner
         lines = ax_bound.get_lines() + ax_beta.get_lines()
-        ax_bound.legend(lines, [ln.get_label() for ln in lines], fontsize="small")
+        # the legend goes on the twin axis, which is drawn last, so no line crosses it
+        ax_beta.legend(lines, [ln.get_label() for ln in lines], fontsize="small", loc="upper right", framealpha=0.9)
     else:
         ax_bound.legend(fontsize="small", title=f"beta = {beta[0]:g}")
 
@@ -222,8 +223,9 @@ def latent_manifold(model, image_shape, n=15):
     centres_x = np.arange(n) * (w + 1) + (w - 1) / 2
     centres_y = np.arange(n) * (h + 1) + (h - 1) / 2
     every = max(1, n // 8)
-    ax.set_xticks(centres_x[::every], [f"{v:.2f}" for v in q[::every]])
-    ax.set_yticks(centres_y[::every], [f"{v:.2f}" for v in q[::-1][::every]])
+    label = lambda v: f"{round(float(v), 2) + 0.0:.2f}"       # + 0.0: the middle of the grid is 0.00, not -0.00
+    ax.set_xticks(centres_x[::every], [label(v) for v in q[::every]])
+    ax.set_yticks(centres_y[::every], [label(v) for v in q[::-1][::every]])
     ax.set_xlabel("z_1")
     ax.set_ylabel("z_2")
     ax.set_title("Decoded means of p(x|z) on a grid of z (N(0, 1) quantiles 5%..95%)")

@@ -93,6 +93,9 @@ def test_learning_curves_show_objective_elbo_and_terms_with_integer_epoch_ticks(
     _assert_close("test -ELBO", bound["test -ELBO (beta = 1)"].get_ydata(), [r["test_neg_elbo"] for r in history])
     beta_axis = fig.axes[2]                                  # warm-up: beta on a second axis
     _assert_close("beta", _lines(beta_axis)["beta (KL weight)"].get_ydata(), [0.2, 0.6, 1.0])
+    legend = [t.get_text() for t in beta_axis.get_legend().get_texts()]   # one legend names all four lines
+    assert legend == ["train -ELBO (beta = 1)", "train objective (beta-weighted, minimised)",
+                      "test -ELBO (beta = 1)", "beta (KL weight)"], legend
     terms = _lines(ax_terms)
     for split in ("train", "test"):
         _assert_close(f"{split} recon", terms[f"{split} reconstruction -E_q log p(x|z)"].get_ydata(),
@@ -167,8 +170,12 @@ def test_manifold_tiles_are_decoded_at_the_z_on_the_axes():
     ax = fig.axes[0]
     q = plots.manifold_z(n)
     assert ax.get_xlabel() == "z_1" and ax.get_ylabel() == "z_2" and ax.get_title()
-    assert [t.get_text() for t in ax.get_xticklabels()] == [f"{v:.2f}" for v in q]
-    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{v:.2f}" for v in q[::-1]]
+    shown = [float(t.get_text()) for t in ax.get_xticklabels()]
+    _assert_close("z_1 tick labels", shown, q, atol=0.005)
+    _assert_close("z_2 tick labels", [float(t.get_text()) for t in ax.get_yticklabels()], q[::-1], atol=0.005)
+    wide = _drawn(plots.latent_manifold(model, SHAPE, n=15)).axes[0]          # its middle z is -1e-17
+    texts = [t.get_text() for t in wide.get_xticklabels() + wide.get_yticklabels()]
+    assert "-0.00" not in texts, f"a tick reads -0.00: {texts}"
     grid = ax.get_images()[0].get_array()
     top_left = model.mean_image(model.decode(np.array([[q[0], q[-1]]]))).reshape(SHAPE)     # small z_1, large z_2
     bottom_right = model.mean_image(model.decode(np.array([[q[-1], q[0]]]))).reshape(SHAPE)
