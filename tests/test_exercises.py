@@ -17,7 +17,7 @@ from numpyvae.exercises import (EXERCISES, check_activation, check_bernoulli, ch
                                 check_kl, check_kl_diag, check_linear, check_reparameterize, check_vae_backward,
                                 grade_names)
 from numpyvae.exercises.__main__ import main
-from numpyvae.exercises.notebook import BEGIN, END, make_student, read_notebook, run_cells, source_of
+from numpyvae.exercises.notebook import BEGIN, END, _grade_here, make_student, read_notebook, run_cells, source_of
 from numpyvae.gradcheck import check_function
 
 HOMEWORK = os.path.join(os.path.dirname(__file__), "..", "notebooks", "homework")
@@ -518,6 +518,18 @@ def test_grade_command_reports_each_part(tmp_path, capsys):
     assert len(rows) == 9 and db and db[0]["verdict"] == "FAIL" and "averaged" in db[0]["hint"], \
         f"ours {rows} vs expected 9 rows with db FAIL"
     assert main(["grade", MASTERS[1]]) == 0, capsys.readouterr().out
+
+
+def test_grading_without_metadata_finds_exercises_by_name(tmp_path):
+    nb = read_notebook(MASTERS[1])
+    del nb["metadata"]["numpyvae"]
+    nb["cells"] = [c for c in nb["cells"] if "def kl_diag" not in source_of(c) and "check_kl_diag" not in source_of(c)]
+    path = tmp_path / "no-metadata.ipynb"
+    path.write_text(json.dumps(nb))
+    result = _grade_here(str(path), 0)
+    graded = [r["exercise"] for r in result["reports"]]
+    assert graded == ["reparameterization", "KL to N(0, I)", "VAE backward", "Gaussian decoder, fixed variance"], \
+        f"ours {graded} vs expected the four exercises whose names the notebook defines"
 
 
 def test_grade_command_survives_a_hanging_or_broken_submission(tmp_path, capsys):

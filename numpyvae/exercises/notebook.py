@@ -190,8 +190,11 @@ def grade_notebook(path, seed=0, timeout=300):
     """
     read_notebook(path)                                       # refuse a bad file here, with InputError
     cmd = [sys.executable, "-m", "numpyvae.exercises", "_grade-here", os.path.abspath(path), str(int(seed))]
+    # the child runs in the notebook's folder; it must import this very numpyvae, installed or not
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     try:
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                              cwd=os.path.dirname(os.path.abspath(path)))
     except subprocess.TimeoutExpired:
         report = Report(os.path.basename(path), seed)
