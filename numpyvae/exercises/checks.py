@@ -343,7 +343,7 @@ def grade_vae_backward(vae_loss_and_grads, seed=0):
             report.add(Part(name, FAIL, f"grads has no entry {name!r}",
                             "return a gradient for every name in model.params (model.grads() does)."))
             continue
-        report.add(compare(name, got[name], expected[name], factors, alternatives, where))
+        report.add(compare(name, got[name], expected[name], factors, alternatives, where, planted_nan=True))
     return report
 
 

@@ -96,13 +96,14 @@ def shape_hint(ours, expected):
     return ""
 
 
-def compare(name, ours, expected, factors=None, alternatives=None, where=None, own=None):
+def compare(name, ours, expected, factors=None, alternatives=None, where=None, own=None, planted_nan=False):
     """Grade the array ``ours`` against ``expected``: a Part with a detail and a hint.
 
     factors     : {"B": (4, "the batch")} -- sizes a slip may multiply or divide by
     alternatives: {sentence: array} -- known wrong answers, each with its hint
     where       : {"where x < 0": mask or (mask, advice)} -- conditions the wrong entries may share
     own         : the gradient of the student's own forward (self-consistency), or None
+    planted_nan : the grader filled ours with NaN before the call (all NaN = never written)
     """
     expected = np.asarray(expected, dtype=np.float64)
     if ours is None:
@@ -117,8 +118,10 @@ def compare(name, ours, expected, factors=None, alternatives=None, where=None, o
                     known[0] if known else shape_hint(ours, expected))
     if not np.all(np.isfinite(ours)):
         i = tuple(int(k) for k in np.argwhere(~np.isfinite(ours))[0])
-        sentence = ("it still holds the NaN the grader put there before the call: this gradient is never written."
-                    if np.all(np.isnan(ours)) else "an overflow (exp of a large number?) or a division by zero.")
+        if planted_nan and np.all(np.isnan(ours)):
+            sentence = "it still holds the NaN the grader put there before the call: this gradient is never written."
+        else:
+            sentence = "NaN or inf: an overflow (exp of a large number?), a log of a negative number, or 0/0."
         return Part(name, FAIL, f"ours is not finite at index {i}: ours {ours[i]} vs expected {expected[i]:.10g}",
                     sentence)
     floor = gradcheck.FLOOR * max(1.0, float(np.abs(expected).max(initial=0)))     # as gradcheck: 1e-4 * max(1, |scale|)
