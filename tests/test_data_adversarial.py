@@ -27,6 +27,11 @@ from numpyvae.data import content, download, parsers, registry
 OUTCOMES = collections.Counter()      # (test, outcome) -> count
 
 
+def examples(n):
+    """n hypothesis examples, or more under a larger profile (NUMPYVAE_HYPOTHESIS=stress: 400)."""
+    return max(n, settings().max_examples)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def tally():
     yield
@@ -206,7 +211,7 @@ MUTATIONS = st.tuples(st.sampled_from(["flip", "truncate", "insert", "delete", "
                       st.integers(0, 10**6), st.integers(0, 255), st.integers(1, 40))
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(which=st.integers(0, len(VALID) - 1), mutations=st.lists(MUTATIONS, min_size=1, max_size=3),
        wrap=st.sampled_from(["plain", "gzip", "gzip-then-corrupt", "gzip-magic"]))
 def test_corrupted_files_give_an_array_or_a_data_error(tmp_path_factory, which, mutations, wrap):
@@ -240,7 +245,7 @@ def test_corrupted_files_give_an_array_or_a_data_error(tmp_path_factory, which, 
                 assert x.ndim == 2 and x.shape[1] == 560 and len(x) >= 1, f"ours {x.shape} vs expected (n, 560)"
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(index=st.integers(0, 3), mutation=MUTATIONS, register=st.booleans())
 def test_corrupted_mnist_through_load(tmp_path_factory, index, mutation, register):
     """One corrupted file of a tiny MNIST. register=False: the checksum must catch it; True: the registry
@@ -253,10 +258,12 @@ def test_corrupted_mnist_through_load(tmp_path_factory, index, mutation, registe
         monkeypatch.setenv("NUMPYVAE_CACHE", str(root / "cache"))
         monkeypatch.setattr(registry, "SYSTEM_FOLDERS", {})
         files, _ = fake_mnist(monkeypatch, n_train=4, n_test=3)
+        changed = False
         for i, (remote, blob) in enumerate(files.items()):
             plain = gzip.decompress(blob)
             if i == index:
-                plain = mutate(plain, *mutation)
+                original, plain = plain, mutate(plain, *mutation)
+                changed = plain != original
                 if register:
                     fake_spec("mnist", i, plain, monkeypatch)
             (folder / remote).write_bytes(gzip.compress(plain))
@@ -268,6 +275,7 @@ def test_corrupted_mnist_through_load(tmp_path_factory, index, mutation, registe
 
         if outcome(f"corrupt mnist via load (registered {register})", call, [folder]) == "ok":
             d = loaded["d"]
+            assert register or not changed, f"ours: a changed file passed the checks ({mutation}) vs expected a DataError"
             assert d.x_train.shape[1] == 784 and len(d.y_train) == len(d.x_train), f"ours {d.x_train.shape}, {d.y_train.shape}"
             assert 0 <= d.x_train.min() and d.x_train.max() <= 1 and d.y_train.max() <= 9, "values out of range"
 
@@ -279,7 +287,7 @@ WEIRD = [None, True, False, 0, 1, -1, 10**30, 2.5, float("nan"), float("inf"), "
          np.random.default_rng(0), "float16", np.int8, "garbage dtype", {"names": ["a"]}, slice(1), Ellipsis]
 
 
-@settings(max_examples=120)
+@settings(max_examples=examples(120))
 @given(argument=st.sampled_from(["name", "folder", "n_valid", "dtype", "download", "progress", "seed"]),
        value=st.sampled_from(WEIRD) | st.integers() | st.floats() | st.text(max_size=8) | st.binary(max_size=8))
 def test_load_with_weird_arguments(argument, value):
@@ -457,7 +465,7 @@ def test_served_bomb_is_refused_with_bounded_memory(server, monkeypatch, isolate
     assert files_under(isolated / "cache" / "mnist") == ["train-images-idx3-ubyte.gz"], "only the verified file stays"
 
 
-@settings(max_examples=80)
+@settings(max_examples=examples(80))
 @given(mode=st.sampled_from(["none", "threshold", "dynamic"]) | st.sampled_from(WEIRD),
        x=st.sampled_from([np.full((2, 3), 0.5), np.array([0.0, 1.0]), np.array([np.nan]), np.array([1.5]),
                           np.array(["a"]), [[0.5, 0.5], [0.5]], "x", None, np.zeros((0, 4)), np.float32(0.3)]),
