@@ -20,14 +20,19 @@ the file and the entry.
 """
 import io
 import json
+import math
 import os
 import zipfile
 
 import numpy as np
 
+from .data import BINARIZE
 from .errors import CheckpointError, NumpyVAEError
+from .estimators import ESTIMATORS
 from .fileio import atomic_write
-from .vae import VAE
+from .optim import OPTIMIZERS
+from .validate import check_choice, check_float, check_positive_int
+from .vae import VAE, check_config
 
 FORMAT, VERSION = "numpyvae-checkpoint", 2
 READABLE_VERSIONS = (1, 2)
@@ -117,9 +122,8 @@ def read(path):
             arrays = {key: npz[key] for key in npz.files}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
-            NotImplementedError, RuntimeError, OverflowError, MemoryError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{where}: not a readable .npz file ({type(exc).__name__}: {exc}); "
+    except Exception as exc:   # zipfile, zlib, struct, numpy's header parser: a damaged file can raise any of them
+        raise CheckpointError(f"{where}: not a readable .npz file ({type(exc).__name__}: {str(exc)[:200]}); "
                               "it may be truncated or corrupt") from None
     fmt = arrays.get("format")
     if not (isinstance(fmt, np.ndarray) and fmt.shape == () and fmt.dtype.kind == "U" and str(fmt) == FORMAT):
@@ -137,11 +141,17 @@ def read(path):
     return arrays
 
 
+def _no_constant(name):
+    raise ValueError(f"{name} is not a number this package writes")
+
+
 def _json(arrays, key, path, kind=dict):
+    """The JSON text entry ``key`` decoded; it must be a ``kind``.  NaN and Infinity are refused."""
     try:
-        value = json.loads(str(arrays[key]))
-    except (KeyError, json.JSONDecodeError, RecursionError) as exc:
-        raise CheckpointError(f"checkpoint {path!r}: entry {key!r} missing or corrupt ({type(exc).__name__})") from None
+        value = json.loads(str(arrays[key]), parse_constant=_no_constant)
+    except (KeyError, ValueError, RecursionError) as exc:   # ValueError: bad JSON, a 5000-digit number, NaN
+        raise CheckpointError(f"checkpoint {path!r}: entry {key!r} missing or corrupt "
+                              f"({type(exc).__name__}: {str(exc)[:80]})") from None
     if not isinstance(value, kind):
         raise CheckpointError(f"checkpoint {path!r}: entry {key!r} should be a JSON {kind.__name__}, "
                               f"found {type(value).__name__}")
@@ -168,6 +178,11 @@ def load_params(model, arrays, path="<arrays>"):
                                   f"the model expects {p.shape} -- the architecture does not match")
         if not np.all(np.isfinite(a)):
             raise CheckpointError(f"checkpoint {path!r}: parameter {name!r} contains NaN or inf")
+        with np.errstate(over="ignore"):
+            a = a.astype(p.dtype)                  # checked as it will be stored: 1e300 is inf in float32
+        if not np.all(np.isfinite(a)):
+            raise CheckpointError(f"checkpoint {path!r}: parameter {name!r} holds values beyond the range of "
+                                  f"the model's {p.dtype}")
         checked[name] = a
     extra = {k[6:] for k in arrays if k.startswith("param/")} - set(model.params)
     if extra:
@@ -184,15 +199,22 @@ def _model_config(arrays, path):
 MODEL_KEYS = ("x_dim", "hidden", "z_dim", "likelihood", "activation", "init", "dtype", "gaussian_mean")
 
 
-def build_model(config, path):
-    """A VAE from a stored config, or CheckpointError saying why not."""
+def check_model_config(config, path):
+    """The stored VAE arguments checked without building the model (CheckpointError saying why not)."""
+    if not isinstance(config, dict):
+        raise CheckpointError(f"checkpoint {path!r}: model_config should be a mapping, found {type(config).__name__}")
     unknown = set(config) - set(MODEL_KEYS)
     if unknown:
-        raise CheckpointError(f"checkpoint {path!r}: model_config has unknown options {sorted(unknown)}")
+        raise CheckpointError(f"checkpoint {path!r}: model_config has unknown options {sorted(unknown)[:8]}")
     try:
-        return VAE(**config)
-    except NumpyVAEError as exc:
+        return check_config(**config)
+    except (NumpyVAEError, TypeError) as exc:   # TypeError: a required option (x_dim) missing
         raise CheckpointError(f"checkpoint {path!r}: model_config is not a valid VAE ({exc})") from None
+
+
+def build_model(config, path):
+    """A VAE from a stored config, or CheckpointError saying why not."""
+    return VAE(**check_model_config(config, path))
 
 
 def load_model(path, model=None):
@@ -221,6 +243,67 @@ def _upgrade_v1(arrays, path):
     return counters, renamed
 
 
+# the Trainer's arguments as stored, each with its check (the same rules as Trainer.__init__)
+TRAINER_CHECKS = {
+    "optimizer": lambda v: check_choice("optimizer", v, OPTIMIZERS),
+    "lr": lambda v: check_float("lr", v, lo=0.0, lo_open=True),
+    "batch_size": lambda v: check_positive_int("batch_size", v),
+    "estimator": lambda v: check_choice("estimator", v, ESTIMATORS),
+    "k": lambda v: check_positive_int("k", v),
+    "binarize": lambda v: check_choice("binarize", v, BINARIZE),
+    "beta": lambda v: check_float("beta", v, lo=0.0, hi=1e6),
+    "warmup_epochs": lambda v: check_float("warmup_epochs", v, lo=0.0, hi=1e6),
+    "test_k": lambda v: check_positive_int("test_k", v),
+    "seed": lambda v: check_positive_int("seed", v, minimum=0),
+}
+
+
+def check_trainer_config(config, path):
+    """The stored Trainer arguments: known names, each valid (CheckpointError naming the first that is not)."""
+    unknown = set(config) - set(TRAINER_CHECKS)
+    if unknown:
+        raise CheckpointError(f"checkpoint {path!r}: trainer_config has unknown options {sorted(unknown)[:8]}")
+    try:
+        for key, value in config.items():
+            TRAINER_CHECKS[key](value)
+    except NumpyVAEError as exc:
+        raise CheckpointError(f"checkpoint {path!r}: trainer_config is not valid ({exc})") from None
+    return config
+
+
+def check_history(history, path):
+    """Each row a mapping of names to finite numbers or None, row i holding epoch i + 1."""
+    for i, row in enumerate(history):
+        if not isinstance(row, dict) or row.get("epoch") != i + 1 or isinstance(row.get("epoch"), bool):
+            raise CheckpointError(f"checkpoint {path!r}: history[{i}] should be the row of epoch {i + 1}, "
+                                  f"found {str(row)[:80]}")
+        for key, value in row.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise CheckpointError(f"checkpoint {path!r}: history[{i}][{key!r}] should be a finite number "
+                                      f"or null, found {value!r:.40}")
+    return history
+
+
+def check_counters(counters, trainer, path):
+    """What Trainer.load_state does not see: counters that agree with each other and a usable rng state."""
+    step, batch_index, count = (counters.get(k) for k in ("step", "batch_index", "epoch_count"))
+    if all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (batch_index, count)):
+        # examples seen this epoch: every batch full but perhaps the last
+        expected = min(batch_index * trainer.batch_size, len(trainer.x_train))
+        if count != expected:
+            raise CheckpointError(f"checkpoint {path!r}: trainer_counters say {batch_index} batches of "
+                                  f"{trainer.batch_size} were done this epoch but {count} examples seen "
+                                  f"(expected {expected})")
+    scratch = np.random.Generator(type(trainer.rng.bit_generator)())
+    try:
+        scratch.bit_generator.state = counters.get("rng")
+    except Exception as exc:      # numpy raises TypeError, ValueError, KeyError or OverflowError here
+        raise CheckpointError(f"checkpoint {path!r}: trainer_counters.rng is not a state of numpy's "
+                              f"{type(scratch.bit_generator).__name__} ({type(exc).__name__}: {str(exc)[:80]})") from None
+    return step
+
+
 def load_trainer_state(path, trainer):
     """Restore a Trainer (built with the same model and data) from a checkpoint."""
     arrays = read(path)
@@ -230,6 +313,13 @@ def load_trainer_state(path, trainer):
         counters, history = _upgrade_v1(arrays, path)
     else:
         counters, history = _json(arrays, "trainer_counters", path), _json(arrays, "history", path, list)
+        # Adam's bias correction counts steps: its t must be the trainer's step count
+        t = arrays.get("optim/t")
+        if t is not None and t.shape == () and t.dtype.kind in "iu" and int(t) != counters.get("step"):
+            raise CheckpointError(f"checkpoint {path!r}: the optimizer counted {int(t)} steps, "
+                                  f"trainer_counters {counters.get('step')!r:.40}")
+    check_counters(counters, trainer, path)
+    check_history(history, path)
     state = {"counters": counters, "history": history,
              "perm": arrays.get("perm", np.array([], dtype=np.int64)),
              "optimizer": {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}}
@@ -251,7 +341,9 @@ def trainer_config(path):
     if not isinstance(run_info, dict):
         raise CheckpointError(f"checkpoint {path!r}: entry 'run_info' should be a JSON object")
     config.pop("meta", None)
-    return _model_config(arrays, path), config, run_info
+    model_config = _model_config(arrays, path)
+    check_model_config(model_config, path)
+    return model_config, check_trainer_config(config, path), run_info
 
 
 def run_info(path):

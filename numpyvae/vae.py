@@ -41,6 +41,40 @@ MAX_HIDDEN_LAYERS = 100
 MAX_ACTIVATIONS = 2**28
 
 
+def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu", init="glorot",
+                 dtype=np.float32, gaussian_mean="identity"):
+    """The VAE's constructor arguments checked, without building anything; returns ``VAE.config``.
+
+    InputError names the first bad argument.  The size is checked here, before
+    any weight is allocated: a typo must not eat the machine's memory.
+    """
+    x_dim, z_dim = check_positive_int("x_dim", x_dim), check_positive_int("z_dim", z_dim)
+    if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
+        hidden = [hidden]
+    if not isinstance(hidden, (list, tuple)):
+        raise InputError(f"hidden: expected an int or a list of ints (hidden layer sizes), got {hidden!r:.80}")
+    if len(hidden) > MAX_HIDDEN_LAYERS:
+        raise InputError(f"hidden: expected at most {MAX_HIDDEN_LAYERS} hidden layers, got {len(hidden)}")
+    hidden = [check_positive_int(f"hidden[{i}]", h) for i, h in enumerate(hidden)]
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("init", init, INITS)
+    check_choice("likelihood", likelihood, LIKELIHOODS)
+    check_choice("gaussian_mean", gaussian_mean, GAUSSIAN_MEANS)
+    if likelihood == "bernoulli" and gaussian_mean != "identity":
+        raise InputError(f"gaussian_mean: {gaussian_mean!r} needs likelihood='gaussian'")
+    if dtype is None:                          # np.dtype(None) would quietly mean float64
+        raise InputError("dtype: expected float32 or float64, got None")
+    dtype = check_dtype("dtype", dtype)
+    out_dim = x_dim if likelihood == "bernoulli" else 2 * x_dim
+    sizes = [x_dim, *hidden, 2 * z_dim]
+    n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])) + \
+        sum((a + 1) * b for a, b in zip([z_dim, *hidden[::-1]], [*hidden[::-1], out_dim]))
+    if n_params > MAX_PARAMS:
+        raise InputError(f"x_dim, hidden, z_dim: {n_params:,} parameters, expected at most {MAX_PARAMS:,}")
+    return dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
+                init=init, dtype=np.dtype(dtype).name, gaussian_mean=gaussian_mean)
+
+
 def _clip_logvar(raw):
     """logvar = clip(raw, -L, L); returns it and the mask where the gradient passes."""
     inside = np.abs(raw) < LOGVAR_LIMIT
@@ -70,34 +104,12 @@ class VAE:
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu",
                  init="glorot", dtype=np.float32, seed=0, gaussian_mean="identity"):
-        x_dim, z_dim = check_positive_int("x_dim", x_dim), check_positive_int("z_dim", z_dim)
-        if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
-            hidden = [hidden]
-        if not isinstance(hidden, (list, tuple)):
-            raise InputError(f"hidden: expected an int or a list of ints (hidden layer sizes), got {hidden!r:.80}")
-        if len(hidden) > MAX_HIDDEN_LAYERS:
-            raise InputError(f"hidden: expected at most {MAX_HIDDEN_LAYERS} hidden layers, got {len(hidden)}")
-        hidden = [check_positive_int(f"hidden[{i}]", h) for i, h in enumerate(hidden)]
-        seed = check_positive_int("seed", seed, minimum=0)
-        check_choice("activation", activation, ACTIVATIONS)
-        check_choice("init", init, INITS)
-        check_choice("likelihood", likelihood, LIKELIHOODS)
-        if dtype is None:                      # np.dtype(None) would quietly mean float64
-            raise InputError("dtype: expected float32 or float64, got None")
+        self.config = check_config(x_dim, hidden, z_dim, likelihood, activation, init, dtype, gaussian_mean)
+        x_dim, hidden, z_dim = self.config["x_dim"], self.config["hidden"], self.config["z_dim"]
+        self.likelihood, self.gaussian_mean = likelihood, gaussian_mean
+        self.dtype = np.dtype(self.config["dtype"]).type
         out_dim = x_dim if likelihood == "bernoulli" else 2 * x_dim
-        sizes = [x_dim, *hidden, 2 * z_dim]
-        n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])) + \
-            sum((a + 1) * b for a, b in zip([z_dim, *hidden[::-1]], [*hidden[::-1], out_dim]))
-        if n_params > MAX_PARAMS:     # refuse before allocating: a typo must not eat the machine's memory
-            raise InputError(f"x_dim, hidden, z_dim: {n_params:,} parameters, expected at most {MAX_PARAMS:,}")
-        self.likelihood = check_choice("likelihood", likelihood, LIKELIHOODS)
-        self.gaussian_mean = check_choice("gaussian_mean", gaussian_mean, GAUSSIAN_MEANS)
-        if likelihood == "bernoulli" and gaussian_mean != "identity":
-            raise InputError(f"gaussian_mean: {gaussian_mean!r} needs likelihood='gaussian'")
-        self.dtype = check_dtype("dtype", dtype)
-        self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood,
-                           activation=activation, init=init, dtype=np.dtype(self.dtype).name,
-                           gaussian_mean=gaussian_mean)
+        seed = check_positive_int("seed", seed, minimum=0)
         self.x_dim, self.z_dim = x_dim, z_dim
         self._widest = max(out_dim, 2 * z_dim, *hidden)         # the widest activation row
         rng = np.random.default_rng(seed)
