@@ -498,3 +498,12 @@ def test_https_mirror_that_speaks_plain_http(server, monkeypatch, isolated):
     with pytest.raises(DataError, match=r"https://127.0.0.1:\d+/mnist/train-images-idx3-ubyte.gz: download failed"):
         data.load("mnist", progress=False)
     assert files_under(isolated / "cache") == [], "nothing kept"
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "/dev/null", "a folder"])
+def test_readers_refuse_what_is_not_a_regular_file(tmp_path, special):
+    path = tmp_path if special == "a folder" else special
+    for reader in (parsers.read_idx, parsers.read_amat, parsers.read_frey):
+        with pytest.raises(DataError, match=f"{path}: not a regular file"):
+            reader(path)
+        OUTCOMES["special file", "DataError"] += 1

@@ -40,6 +40,8 @@ class Content:
         if not isinstance(path, (str, os.PathLike)):      # an int would be taken as a file descriptor
             raise InputError(f"path: expected a file path (str or os.PathLike), got {type(path).__name__}")
         self.where = where or path
+        if os.path.exists(path) and not os.path.isfile(path):     # a folder, a FIFO (would block), /dev/zero
+            raise DataError(f"{self.where}: not a regular file")
         self.n_read = 0
         self.sha256 = hashlib.sha256()
         self.compressed = False
