@@ -86,6 +86,17 @@ def test_master_solutions_pass_other_seeds(seed):
         assert report.passed, f"seed {seed}: ours\n{report}\nvs expected every part PASS"
 
 
+@pytest.mark.parametrize("kind", ["tanh", "sigmoid", "relu", "leaky_relu", "softplus"])
+def test_package_layers_and_functions_pass_their_graders(kind):
+    from numpyvae import distributions as dist
+    from numpyvae.exercises import grade_activation, grade_bernoulli, grade_kl
+    from numpyvae.layers import ACTIVATIONS
+    for report in (grade_activation(ACTIVATIONS[kind], kind, seed=3),
+                   grade_bernoulli(dist.bernoulli_log_prob, dist.bernoulli_log_prob_grad, seed=3),
+                   grade_kl(dist.kl_std_normal, dist.kl_std_normal_grads, seed=3)):
+        assert report.passed, f"ours\n{report}\nvs expected every part PASS"
+
+
 # ---- Linear ----------------------------------------------------------------------------------
 
 def make_linear(dx=None, dW=None, db=None, init=True):
