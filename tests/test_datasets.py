@@ -380,12 +380,13 @@ def test_real_mnist(real):
     same((sorted(set(d.y_train.tolist())), d.y_test.dtype), (list(range(10)), np.int64))
     same((float(d.x_train.min()), float(d.x_train.max()), d.x_train.dtype), (0.0, 1.0, np.float32))
     same(np.bincount(d.y_test).tolist(), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+    same(d.class_names, [str(k) for k in range(10)])
 
 
 def test_real_binarized_mnist(real):
     d = real("binarized-mnist")
     same((d.x_train.shape, d.x_valid.shape, d.x_test.shape), ((50000, 784), (10000, 784), (10000, 784)))
-    same((d.y_train, d.y_test), (None, None))
+    same((d.y_train, d.y_test, d.class_names), (None, None, None))
     for x in (d.x_train, d.x_valid, d.x_test):
         same(set(np.unique(x).tolist()), {0.0, 1.0})
 
@@ -423,6 +424,7 @@ def test_real_fashion_mnist_from_the_system_folder(fashion):
     same(fashion.source, str(FASHION_SYSTEM))
     same((fashion.x_train.shape, fashion.x_test.shape), ((60000, 784), (10000, 784)))
     same(np.bincount(fashion.y_train).tolist(), [6000] * 10)
+    same((fashion.class_names[0], fashion.class_names[9], len(fashion.class_names)), ("T-shirt/top", "Ankle boot", 10))
 
 
 def test_fashion_checksums_match_the_readme_and_plain_copies_verify(tmp_path):
