@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from datasets_helpers import (amat_bytes, fake_mnist, fake_spec, files_under, idx_bytes, isolated,  # noqa: F401
-                              serve_fake_mnist, server, sha256)
+                              serve_fake_mnist, server)
 from numpyvae import DataError, InputError
 from numpyvae import data
 from numpyvae.data import content, download, parsers, registry

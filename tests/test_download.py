@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from datasets_helpers import (SKIP_REAL, Server, fake_mnist, files_under, isolated, real_data_dir,  # noqa: F401
-                              serve_fake_mnist, server, sha256)
+from datasets_helpers import (SKIP_REAL, files_under, isolated, real_data_dir, serve_fake_mnist,  # noqa: F401
+                              server, sha256)
 from numpyvae import DataError
 from numpyvae import data as ds
 from numpyvae.data import download as dl
