@@ -27,7 +27,7 @@ import zipfile
 import numpy as np
 
 from .data import BINARIZE
-from .errors import CheckpointError, NumpyVAEError
+from .errors import CheckpointError, InputError, NumpyVAEError
 from .estimators import ESTIMATORS
 from .fileio import atomic_write
 from .optim import OPTIMIZERS
@@ -39,6 +39,10 @@ READABLE_VERSIONS = (1, 2)
 # the most a checkpoint's members may hold in all once read (a 10^8-parameter
 # model with Adam's two slots in float64 is 2.4 GB)
 MAX_BYTES = 3 * 10**9
+# numpyvae writes its members uncompressed, so a member can never hold more than the
+# file; a compressed member (recompressed by hand) may expand at most this much, so a
+# small "zip bomb" cannot fill the memory
+MAX_EXPANSION = 100
 TEXT_ENTRIES = ("format", "model_config", "trainer_config", "trainer_counters", "trainer_state", "history",
                 "run_info")
 
@@ -82,8 +86,15 @@ def save_trainer(path, trainer, run_info=None):
 
 # ---- reading ----------------------------------------------------------------------------
 
+def _path(path):
+    """The checkpoint's path as a str, or CheckpointError if it is not a path at all."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise CheckpointError(f"checkpoint: expected a file path, got {type(path).__name__}")
+    return os.fsdecode(path)
+
+
 def _declared_nbytes(npz_file, member):
-    """Bytes an .npy member says it holds, read from its header alone."""
+    """Bytes an .npy member (a ZipInfo) says it holds, read from its header alone."""
     from numpy.lib import format as npy
     with npz_file.open(member) as f:
         version = npy.read_magic(f)
@@ -96,24 +107,35 @@ def read(path):
     """Open and validate a checkpoint; returns a dict name -> array (fully read).
 
     Before any member is read, every member's header is checked: a plain
-    real or text dtype, and a declared size that fits MAX_BYTES in all.
+    real or text dtype, a declared size no larger than the member itself, and
+    MAX_BYTES in all; a compressed member may expand at most MAX_EXPANSION
+    times.  Memory is so bounded by the file's size, whatever its headers claim.
     """
-    where = f"checkpoint {os.fspath(path)!r}"
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise CheckpointError(f"checkpoint: expected a file path, got {type(path).__name__}")
-    path = os.fspath(path)
+    path = _path(path)
+    where = f"checkpoint {path!r}"
     if not os.path.isfile(path):
         raise CheckpointError(f"{where}: no such file")
     try:
         with zipfile.ZipFile(path) as zf:
             total = 0
+            names = [info.filename for info in zf.infolist()]
+            if len(set(names)) != len(names):
+                twice = sorted({n for n in names if names.count(n) > 1})
+                raise CheckpointError(f"{where}: members {twice[:3]} appear more than once -- not a numpyvae checkpoint")
             for info in zf.infolist():
                 if info.flag_bits & 0x1:
                     raise CheckpointError(f"{where}: member {info.filename!r} is encrypted -- not a numpyvae checkpoint")
-                nbytes, dtype = _declared_nbytes(zf, info.filename)
+                if info.compress_type != zipfile.ZIP_STORED and \
+                        info.file_size > MAX_EXPANSION * info.compress_size + 65536:
+                    raise CheckpointError(f"{where}: member {info.filename!r} would expand from "
+                                          f"{info.compress_size:,} to {info.file_size:,} bytes -- refusing to read it")
+                nbytes, dtype = _declared_nbytes(zf, info)
                 if dtype.kind not in "biufU" or dtype.hasobject:
                     raise CheckpointError(f"{where}: entry {info.filename[:-4]!r} has dtype {dtype}, "
                                           "expected plain numbers or text")
+                if nbytes > info.file_size:
+                    raise CheckpointError(f"{where}: entry {info.filename[:-4]!r} declares {nbytes:,} bytes "
+                                          f"but its member holds {info.file_size:,} -- truncated or corrupt")
                 total += nbytes
                 if total > MAX_BYTES:
                     raise CheckpointError(f"{where}: its entries declare more than {MAX_BYTES:,} bytes "
@@ -219,6 +241,9 @@ def build_model(config, path):
 
 def load_model(path, model=None):
     """Build a VAE from a checkpoint (or fill ``model``, checking its architecture)."""
+    path = _path(path)
+    if model is not None and not isinstance(model, VAE):
+        raise InputError(f"model: expected a numpyvae VAE or None, got {type(model).__name__}")
     arrays = read(path)
     config = _model_config(arrays, path)
     if model is None:
@@ -306,6 +331,9 @@ def check_counters(counters, trainer, path):
 
 def load_trainer_state(path, trainer):
     """Restore a Trainer (built with the same model and data) from a checkpoint."""
+    path = _path(path)
+    if not all(hasattr(trainer, a) for a in ("load_state", "model", "rng", "batch_size", "x_train")):
+        raise InputError(f"trainer: expected a numpyvae Trainer, got {type(trainer).__name__}")
     arrays = read(path)
     if "trainer_counters" not in arrays and "trainer_state" not in arrays:
         raise CheckpointError(f"checkpoint {path!r}: holds a model only, no trainer state to resume from")
@@ -333,6 +361,7 @@ def load_trainer_state(path, trainer):
 
 def trainer_config(path):
     """(model_config, trainer_config, run_info) stored in a trainer checkpoint, to rebuild it for resuming."""
+    path = _path(path)
     arrays = read(path)
     if "trainer_config" not in arrays:
         raise CheckpointError(f"checkpoint {path!r}: holds a model only, no trainer state to resume from")
@@ -348,6 +377,7 @@ def trainer_config(path):
 
 def run_info(path):
     """The run_info stored beside a trainer's state ({} for a model-only checkpoint)."""
+    path = _path(path)
     arrays = read(path)
     if "run_info" in arrays:
         return _json(arrays, "run_info", path)
