@@ -8,13 +8,15 @@ Each notebook is cleared, run top to bottom in a fresh ``python3`` kernel
 ``%matplotlib inline`` draws PNGs), and written back with its outputs and a
 stamp in its metadata:
 
-    metadata["numpyvae"] = {"code_hash": ..., "package_hash": ..., "seconds": ...}
+    metadata["numpyvae"] = {"code_hash": ..., "package_files": [...], "package_hash": ..., "seconds": ...}
 
-``code_hash`` is the SHA-256 of the notebook's code cells, ``package_hash``
-that of every file of the numpyvae package (sources and embedded data).
-tests/test_notebooks.py recomputes both: if either differs, the stored
-outputs are stale (the code that made them is not the code in the
-repository) and the test fails until this script is run again.
+``code_hash`` is the SHA-256 of the notebook's code cells; ``package_files``
+lists the numpyvae files the run used (every numpyvae module the kernel had
+imported at the end, plus the package's embedded data files) and
+``package_hash`` is the SHA-256 of their contents.  tests/test_notebooks.py
+recomputes both hashes: if either differs, the stored outputs are stale (the
+code that made them is not the code in the repository) and the test fails
+until this script is run again.
 Needs nbclient and ipykernel (``pip install "numpyvae[notebooks]"``).
 """
 import argparse
@@ -30,23 +32,38 @@ NOTEBOOKS = ROOT / "notebooks"
 PACKAGE = ROOT / "numpyvae"
 
 
-def package_files():
-    """The files whose content the notebooks' outputs depend on: numpyvae's sources and data."""
-    files = [p for p in PACKAGE.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-             and p.suffix in (".py", ".gz", ".txt", ".csv")]
-    return sorted(files, key=lambda p: p.relative_to(ROOT).as_posix())
+def data_files():
+    """The package's embedded data (the digits and their licence): read by the notebooks, never imported."""
+    return sorted(p.relative_to(ROOT).as_posix() for p in (PACKAGE / "data").glob("*")
+                  if p.is_file() and p.suffix in (".gz", ".txt", ".csv"))
 
 
-def package_hash():
-    """SHA-256 over (relative path, content) of every package file; line endings normalised to \\n."""
+def package_hash(files):
+    """SHA-256 over (path, content) of the given package files (paths relative to the repository).
+
+    Line endings of text files are normalised to \\n; a file that no longer
+    exists hashes as missing, so its removal also makes the stamp stale.
+    """
     h = hashlib.sha256()
-    for path in package_files():
-        h.update(path.relative_to(ROOT).as_posix().encode() + b"\0")
+    for name in sorted(files):
+        path = ROOT / name
+        h.update(name.encode() + b"\0")
+        if not path.is_file():
+            h.update(b"<missing>\0")
+            continue
         data = path.read_bytes()
         if path.suffix != ".gz":
             data = data.replace(b"\r\n", b"\n")
         h.update(data + b"\0")
     return h.hexdigest()
+
+
+# run in the kernel after the notebook: which numpyvae source files did it import?
+_LIST_MODULES = """
+import json as _json, sys as _sys
+print(_json.dumps(sorted({m.__file__ for n, m in list(_sys.modules.items())
+                          if (n == "numpyvae" or n.startswith("numpyvae.")) and getattr(m, "__file__", None)})))
+"""
 
 
 def code_hash(nb):
@@ -71,6 +88,8 @@ def execute(path, timeout=600):
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("execution", None)
+    probe = nbformat.v4.new_code_cell(_LIST_MODULES)
+    nb.cells.append(probe)
     saved = os.environ.pop("MPLBACKEND", None)        # an inherited Agg would hide the inline figures
     try:
         start = time.perf_counter()
@@ -80,8 +99,15 @@ def execute(path, timeout=600):
     finally:
         if saved is not None:
             os.environ["MPLBACKEND"] = saved
-    nb.metadata["numpyvae"] = {"code_hash": code_hash(nb), "package_hash": package_hash(),
-                               "seconds": round(seconds, 1)}
+    nb.cells.pop()                                    # the probe is not part of the notebook
+    imported = json.loads("".join(o["text"] for o in probe.outputs if o.get("name") == "stdout"))
+    outside = [f for f in imported if not Path(f).resolve().is_relative_to(ROOT)]
+    if outside:
+        raise SystemExit(f"{path.name}: the kernel imported numpyvae from {outside[0]}, not from this "
+                         f"repository; install it with `pip install -e .` first")
+    files = sorted({Path(f).resolve().relative_to(ROOT).as_posix() for f in imported} | set(data_files()))
+    nb.metadata["numpyvae"] = {"code_hash": code_hash(nb), "package_files": files,
+                               "package_hash": package_hash(files), "seconds": round(seconds, 1)}
     nbformat.write(nb, path)
     return seconds
 
