@@ -39,6 +39,9 @@ DEFAULTS = {
     "frey-face": dict(hidden=[200], z_dim=2, likelihood="gaussian", gaussian_mean="sigmoid", epochs=300,
                       batch_size=100),
 }
+# pixels per image of each dataset: a model trained on one is refused on another before any download
+X_DIM = {"digits": 8 * 8, "mnist": 28 * 28, "fashion-mnist": 28 * 28, "binarized-mnist": 28 * 28,
+         "frey-face": 28 * 20}
 # samples per example: memory grows with batch * k rows, so k is capped
 MAX_K_TRAIN, MAX_K_EVALUATE = 1000, 10000
 MAX_SAMPLES = 4096          # a 64 x 64 grid
@@ -229,6 +232,18 @@ def _progress(args):
 
 
 def _new_trainer(args):
+    """Model, data and trainer of a new run; an argument the model or trainer refuses is named as typed."""
+    try:
+        return _build_new_trainer(args)
+    except InputError as exc:
+        text = str(exc)
+        for dest in (*MODEL_OPTIONS, *TRAINER_OPTIONS):
+            if text.startswith(dest + ":"):      # "batch_size: ..." -> "--batch-size: ..."
+                raise InputError(_option_name(dest) + text[len(dest):]) from None
+        raise
+
+
+def _build_new_trainer(args):
     """Model, data and trainer of a new run from the options (per-dataset defaults where not given)."""
     d = DEFAULTS[args.dataset]
     data = _load_data(args.dataset, args.data_dir, _progress(args))
@@ -274,15 +289,15 @@ def cmd_train(args):
     if resume is not None:
         model_config, config, run_info = ckpt.trainer_config(resume)
         _refuse_conflicts(args, model_config, config, run_info)
-        out = args.out or os.path.dirname(os.path.abspath(resume))
+        out = args.out or os.path.dirname(resume) or "."
     else:
         out = args.out or os.path.join("runs", args.dataset)
     with RunFolder(out) as run:
         # the lock is ours: no other trainer writes here until we leave
         run.refuse_existing_run(args.force, resuming=resume)
         run.remove_orphans()
-        for note in run.notes:
-            _say(args, note)
+        for note in run.notes:                     # rare and worth knowing: shown even with --quiet
+            print(note, file=sys.stderr)
         if resume is not None:
             data, trainer, epochs, data_dir = _resumed_trainer(args, model_config, config, run_info)
             if trainer.epoch >= epochs:
@@ -326,10 +341,11 @@ def _train_and_save(trainer, run, epochs, info):
             trainer.save(path, info)
             saved["epoch"] = 0
     except FileError as exc:
+        then = f"; once that is fixed, go on with --resume {path}"
         if saved["epoch"] is not None:
-            kept = f"{CHECKPOINT} holds epoch {saved['epoch']}; resume it with --resume {path} once that is fixed"
+            kept = f"{CHECKPOINT} holds epoch {saved['epoch']}{then}"
         elif start[1]:
-            kept = f"{CHECKPOINT} still holds the run as it was resumed (epoch {start[0]}, step {start[1]})"
+            kept = f"{CHECKPOINT} still holds the run as it was resumed (epoch {start[0]}, step {start[1]}){then}"
         else:
             kept = "nothing had been saved yet"
         raise FileError(f"{exc}; training stopped at epoch {trainer.epoch}, step {trainer.step}. "
@@ -422,11 +438,13 @@ def cmd_evaluate(args):
     if name not in DEFAULTS:
         raise CheckpointError(f"checkpoint {args.checkpoint!r}: run_info.dataset is {name!r}, expected one of "
                               f"{sorted(DEFAULTS)}; name the dataset with --dataset")
+    if X_DIM[name] != model.x_dim:
+        trained_on = [n for n, d in X_DIM.items() if d == model.x_dim]
+        hint = f" ({' or '.join(trained_on)})" if trained_on else ""
+        raise InputError(f"--dataset: {name} has images of {X_DIM[name]} pixels, the model in "
+                         f"{args.checkpoint} was trained on {model.x_dim}; name the dataset it was trained on{hint}")
     stored_dir = meta.get("data_dir") if isinstance(meta.get("data_dir"), str) and meta.get("data_dir") else None
     data = _load_data(name, args.data_dir or stored_dir)
-    if data.x_dim != model.x_dim:
-        raise InputError(f"--dataset: {name} has images of {data.x_dim} pixels, the model in "
-                         f"{args.checkpoint} was trained on {model.x_dim}; name the dataset it was trained on")
     mode, how = args.binarize, "as asked"
     if mode is None:
         mode, how = _trained_binarize(args.checkpoint), "as in training"
@@ -478,8 +496,14 @@ def cmd_sample(args):
     from . import plots
     model = ckpt.load_model(args.checkpoint)
     shape = _image_shape(ckpt.run_info(args.checkpoint), model, args.checkpoint)
-    path = plots.save_figure(plots.prior_samples(model, shape, np.random.default_rng(args.seed), n=args.n),
-                             args.out)
+    if os.path.isdir(args.out):
+        raise InputError(f"--out {args.out!r}: is a folder, expected a file name such as "
+                         f"{os.path.join(args.out, 'samples.png')!r}")
+    figure = plots.prior_samples(model, shape, np.random.default_rng(args.seed), n=args.n)
+    try:
+        path = plots.save_figure(figure, args.out)
+    except FileError as exc:
+        raise FileError(f"--out {args.out!r}: {exc}") from None
     print(f"wrote {args.n} samples to {path}")
     return 0
 

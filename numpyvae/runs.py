@@ -111,8 +111,9 @@ class RunFolder:
             try:
                 fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
             except OSError as exc:
-                raise FileError(f"--out {self.folder!r}: cannot create the lock file {LOCK_NAME} "
-                                f"({describe_os_error(exc)})") from None
+                raise FileError(f"--out {self.folder!r}: cannot write in this folder ({describe_os_error(exc)}: "
+                                f"the lock file {LOCK_NAME} cannot be created); nothing was changed, "
+                                "choose a writable --out") from None
             if not self._lock_fd(fd):
                 os.close(fd)
                 self._refuse(self._owner())

@@ -113,15 +113,16 @@ class Trainer:
         where = f"at step {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch_index + 1})"
         advice = "lower the learning rate or check the data"
         try:
-            # overflow shows up as a non-finite loss, reported below with the step named
+            # overflow shows up as a non-finite loss, reported below with the step named (an
+            # overflowing update shows up so at the next step, or in the end-of-epoch check)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 loss, grads = self.model.loss_and_grads(xb, rng=self.rng, estimator=self.estimator,
                                                         k=self.k, beta=self.beta_now())
+                if not math.isfinite(loss):
+                    raise TrainingError(f"loss became {loss} {where}; {advice}")
+                self.optimizer.step(grads)
         except InputError as exc:   # the data were checked up front: a NaN/inf arose inside the network
             raise TrainingError(f"training diverged {where}: {exc}; {advice}") from exc
-        if not math.isfinite(loss):
-            raise TrainingError(f"loss became {loss} {where}; {advice}")
-        self.optimizer.step(grads)
         self.step += 1
         return loss
 
