@@ -96,3 +96,22 @@ def test_bad_arguments_are_refused():
         MLP([2, 3], "swish")
     with pytest.raises(InputError, match="sizes"):
         MLP([2])
+
+
+@pytest.mark.parametrize("sizes", [[3, 2], [3, 4, 2], [3, 4, 5, 2], [3, 4, 5, 4, 2]])
+def test_mlp_is_linear_activation_linear_with_no_activation_after_the_last(sizes):
+    """The forward pass, written out: tanh between the Linear layers, raw output at the end."""
+    rng = np.random.default_rng(0)
+    mlp = MLP(sizes, "tanh", rng=rng, dtype=np.float64)
+    x = 3 * rng.standard_normal((4, sizes[0]))              # large enough that tanh is far from the identity
+    h = x
+    for i, lin in enumerate(mlp.linears):
+        h = h @ lin.W + lin.b
+        if i < len(mlp.linears) - 1:
+            h = np.tanh(h)
+    ours = mlp.forward(x)
+    i = np.unravel_index(np.argmax(np.abs(ours - h)), h.shape)
+    assert np.allclose(ours, h, rtol=1e-12, atol=1e-12), f"sizes {sizes}, at {i}: ours {ours[i]} vs expected {h[i]}"
+    kinds = [type(layer).__name__ for layer in mlp.layers]
+    expected = ["Linear", "Tanh"] * (len(sizes) - 2) + ["Linear"]
+    assert kinds == expected, f"ours {kinds} vs expected {expected}"
