@@ -134,7 +134,7 @@ def run_module(module, lane_dir, repo, sock, cfg, rerun=False):
 
 
 def run_lane(lane, modules, cfg, work, rerun=False):
-    lane_dir = os.path.join(work, f"lane{lane}")
+    lane_dir = os.path.join(work, f"lane-{modules[0]}")     # unique even across concurrent runs
     os.makedirs(lane_dir, exist_ok=True)
     repo = copy_repo(lane_dir)
     sock = os.path.join(lane_dir, "server.sock")
