@@ -163,7 +163,7 @@ def checks_arrays(unit_interval=(), skip=()):
             with np.errstate(over="ignore", invalid="ignore"):
                 result = kernel(*(a if n in skip else next(checked) for n, a in zip(names, args)))
             for r in (result if isinstance(result, tuple) else (result,)):
-                if isinstance(r, np.ndarray) and r.dtype.kind == "f" and not np.all(np.isfinite(r)):
+                if isinstance(r, (np.ndarray, np.floating)) and r.dtype.kind == "f" and not np.all(np.isfinite(r)):
                     raise InputError(f"{', '.join(n for n, _ in arrays)}: {kernel.__name__} overflowed to "
                                      f"NaN or inf in {r.dtype}; expected values small enough for a finite result")
             return result
