@@ -5,6 +5,7 @@ Outside CI (it takes tens of minutes).  From the repository root:
     pip install -e ".[test,mutation]"
     nice -n 10 python mutation/run.py                 # every module in config.toml
     nice -n 10 python mutation/run.py --modules optim # some of them
+    nice -n 10 python mutation/run.py --resume        # continue after an interruption
     nice -n 10 python mutation/run.py --rerun         # only the survivors, after adding tests
     python mutation/run.py --report-only              # rewrite REPORT.md from the sessions
 
@@ -95,7 +96,7 @@ def survivors(db):
         return [r[0] for r in c.execute("select job_id from work_results where test_outcome = 'SURVIVED'")]
 
 
-def run_module(module, lane_dir, repo, sock, cfg, rerun=False):
+def run_module(module, lane_dir, repo, sock, cfg, rerun=False, resume=False):
     """Steps 2-5 for one module; the session database is WORK/sessions/<module>.sqlite."""
     mcfg = cfg["modules"][module]
     sessions = os.path.join(WORK, "sessions")
@@ -112,6 +113,8 @@ def run_module(module, lane_dir, repo, sock, cfg, rerun=False):
         again = survivors(db)
         with sqlite3.connect(db) as c:
             c.executemany("delete from work_results where job_id = ?", [(j,) for j in again])
+    elif resume and os.path.exists(db):
+        pass            # cosmic-ray exec runs only the mutants without a result yet
     else:
         if os.path.exists(db):
             os.unlink(db)
@@ -133,7 +136,7 @@ def run_module(module, lane_dir, repo, sock, cfg, rerun=False):
         json.dump(timing, f, indent=1)
 
 
-def run_lane(lane, modules, cfg, work, rerun=False):
+def run_lane(lane, modules, cfg, work, rerun=False, resume=False):
     lane_dir = os.path.join(work, f"lane-{modules[0]}")     # unique even across concurrent runs
     os.makedirs(lane_dir, exist_ok=True)
     repo = copy_repo(lane_dir)
@@ -141,7 +144,7 @@ def run_lane(lane, modules, cfg, work, rerun=False):
     server = start_server(repo, sock)
     try:
         for module in modules:
-            run_module(module, lane_dir, repo, sock, cfg, rerun)
+            run_module(module, lane_dir, repo, sock, cfg, rerun, resume)
     finally:
         server.terminate()
         server.wait()
@@ -152,6 +155,7 @@ def main():
     ap.add_argument("--modules", nargs="*", help="modules to run (default: all in config.toml)")
     ap.add_argument("--lanes", type=int, default=2, help="modules run in this many parallel lanes")
     ap.add_argument("--rerun", action="store_true", help="run only the survivors of the last run again")
+    ap.add_argument("--resume", action="store_true", help="continue interrupted sessions (mutants without a result)")
     ap.add_argument("--report-only", action="store_true", help="only rewrite REPORT.md from the sessions")
     args = ap.parse_args()
     cfg = load_config()
@@ -163,7 +167,7 @@ def main():
         for m in sorted(modules, key=lambda m: -sizes[m]):
             min(lanes, key=lambda l: sum(sizes[x] for x in l)).append(m)
         # lanes as threads: each only waits for its subprocesses
-        threads = [threading.Thread(target=run_lane, args=(i, mods, cfg, WORK, args.rerun)) for i, mods in enumerate(lanes) if mods]
+        threads = [threading.Thread(target=run_lane, args=(i, mods, cfg, WORK, args.rerun, args.resume)) for i, mods in enumerate(lanes) if mods]
         for t in threads:
             t.start()
         for t in threads:
