@@ -47,8 +47,23 @@ def make_folder(folder, what="folder"):
     return folder
 
 
-def atomic_write(path, data):
+def _write_file(fd, data, durable):
+    """Write all of ``data`` to the open file ``fd`` and close it; with ``durable``, wait until it is on disk."""
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        if durable:
+            os.fsync(f.fileno())
+
+
+def atomic_write(path, data, durable=True):
     """Write ``data`` (bytes) to ``path`` via a temporary file and os.replace.
+
+    durable : flush the file to the disk before the rename (os.fsync), so that
+              even a power cut leaves the old file or the new one.  Costs a
+              disk round trip (milliseconds to tens of milliseconds); False
+              still survives a killed process, which is enough for a file
+              that can be rebuilt (the history, kept inside the checkpoint too).
 
     The file gets the usual permissions (0666 minus the umask, e.g. 0644), as
     a file written with ``open`` would.  Raises FileError when the disk is full,
@@ -66,10 +81,7 @@ def atomic_write(path, data):
     except OSError as exc:
         raise FileError(f"cannot write {path!r} ({describe_os_error(exc)})") from None
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_file(fd, data, durable)
         os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600; give it a normal file's mode
         os.replace(tmp, path)
     except BaseException as exc:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from numpyvae import checkpoint as ckpt
+from numpyvae import fileio
 from numpyvae.cli import main
 from numpyvae.runs import LOCK_NAME, RunFolder
 
@@ -163,20 +164,30 @@ def test_a_stale_lock_and_orphan_temporary_files_are_cleaned_up(tmp_path, capsys
 
 # ---- a full disk, a read-only folder -----------------------------------------------------------------
 
+def fail_writes(monkeypatch, fails, code):
+    """atomic_write's n-th file (from 1) fails where fails(n): half of it is written, then OSError(code).
+
+    Three files are written per epoch: checkpoint.npz, history.csv, history.json.
+    """
+    real, count = fileio._write_file, [0]
+
+    def write(fd, data, durable):
+        count[0] += 1
+        if fails(count[0]):
+            os.write(fd, data[:len(data) // 2])
+            os.close(fd)
+            raise OSError(code, os.strerror(code))
+        real(fd, data, durable)
+
+    monkeypatch.setattr(fileio, "_write_file", write)
+
+
 @pytest.mark.parametrize("code, reason", [(errno.ENOSPC, "the disk is full"),
                                           (errno.EROFS, "the file system is read-only"),
                                           (errno.EACCES, "permission denied")])
 def test_a_failing_write_loses_nothing_saved_and_says_so(tmp_path, capsys, monkeypatch, code, reason):
     """Every write from the 4th on fails (epoch 2's checkpoint): the first error is the one reported."""
-    real_fsync, calls = os.fsync, []
-
-    def fsync(fd):                       # atomic_write's flush to disk: the 4th and every later one fail
-        calls.append(fd)
-        if len(calls) >= 4:
-            raise OSError(code, os.strerror(code))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    fail_writes(monkeypatch, lambda n: n >= 4, code)
     got, _, err = cli(capsys, "train", "--epochs", "3", "--out", tmp_path, "-q", *TINY)
     line = one_error_line(err)
     assert got == 2, err
@@ -187,22 +198,14 @@ def test_a_failing_write_loses_nothing_saved_and_says_so(tmp_path, capsys, monke
     assert counters(tmp_path / "checkpoint.npz")["epoch"] == 1
     assert len(json.loads((tmp_path / "history.json").read_text())) == 1
 
-    monkeypatch.setattr(os, "fsync", real_fsync)          # space freed: the run goes on from epoch 1
+    monkeypatch.undo()                                    # space freed: the run goes on from epoch 1
     got, out, err = cli(capsys, "train", "--resume", tmp_path / "checkpoint.npz", "-q")
     assert got == 0 and "trained from epoch 1 to 3" in out, err
     assert len(json.loads((tmp_path / "history.json").read_text())) == 3
 
 
 def test_a_failing_history_write_names_it_and_keeps_the_checkpoint(tmp_path, capsys, monkeypatch):
-    real_fsync, calls = os.fsync, []
-
-    def fsync(fd):
-        calls.append(fd)
-        if len(calls) == 5:                  # epoch 2: checkpoint written, history.csv is not
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    fail_writes(monkeypatch, lambda n: n == 5, errno.ENOSPC)     # epoch 2: checkpoint written, history.csv not
     got, _, err = cli(capsys, "train", "--epochs", "3", "--out", tmp_path, "-q", *TINY)
     line = one_error_line(err)
     assert got == 2 and "history.csv' (the disk is full)" in line and "checkpoint.npz holds epoch 2" in line, line
@@ -305,8 +308,9 @@ def _drain(fd, chunks):
 def test_a_closed_pipe_ends_quietly(tmp_path, capsys):
     """`numpyvae evaluate ... | head -1`: the reader leaves; no BrokenPipeError traceback."""
     assert cli(capsys, "train", "--epochs", "1", "--out", tmp_path, "-q", *TINY)[0] == 0
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}   # stdout block-buffered, as usual
     proc = subprocess.Popen([sys.executable, "-m", "numpyvae", "evaluate", str(tmp_path / "checkpoint.npz")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     proc.stdout.close()                                     # like `head` exiting before the first line
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141 and err == "", f"ours exit {proc.returncode}, stderr {err!r}"
