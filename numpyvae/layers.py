@@ -8,9 +8,20 @@ A layer with parameters stores their gradients beside them: ``W`` and ``dW``,
 import numpy as np
 
 from .errors import InputError
-from .validate import as_float_array, check_choice, check_dtype, check_positive_int, check_rng
+from .validate import as_float_array, check_choice, check_dtype, check_float, check_positive_int, check_rng
 
 INITS = ("glorot", "normal")
+# the largest weight matrix built (400 MB in float32): a typo must not eat the machine's memory
+MAX_WEIGHTS = 100_000_000
+
+
+def _check_dout(layer, dout, shape):
+    """backward's argument: forward must have run (``shape`` is its output's), and dout must have that shape."""
+    if shape is None:
+        raise InputError(f"{type(layer).__name__}.backward: call forward first (nothing is cached)")
+    if getattr(dout, "shape", None) != shape:
+        raise InputError(f"dout: expected shape {shape} (the output of forward), "
+                         f"got {getattr(dout, 'shape', type(dout).__name__)}")
 
 
 class Linear:
@@ -23,6 +34,8 @@ class Linear:
 
     def __init__(self, n_in, n_out, init="glorot", rng=None, dtype=np.float32):
         n_in, n_out = check_positive_int("n_in", n_in), check_positive_int("n_out", n_out)
+        if n_in * n_out > MAX_WEIGHTS:
+            raise InputError(f"n_in, n_out: {n_in:,} x {n_out:,} weights, expected at most {MAX_WEIGHTS:,}")
         check_choice("init", init, INITS)
         rng = check_rng("rng", rng if rng is not None else np.random.default_rng(0))
         dtype = check_dtype("dtype", dtype)
@@ -35,7 +48,7 @@ class Linear:
             self.b = (0.01 * rng.standard_normal(n_out)).astype(dtype)
         self.dW = np.zeros_like(self.W)
         self.db = np.zeros_like(self.b)
-        self.x = None
+        self.x = self.out_shape = None
 
     def forward(self, x):
         """x: (N, D_in) -> out: (N, D_out)."""
@@ -44,6 +57,7 @@ class Linear:
         self.x = x
         out = x @ self.W
         out += self.b
+        self.out_shape = out.shape
         return out
 
     def backward(self, dout, need_dx=True):
@@ -52,6 +66,7 @@ class Linear:
         need_dx=False skips dx (returns None): the data at the encoder's input
         needs no gradient, and dx is the largest product of the backward pass.
         """
+        _check_dout(self, dout, self.out_shape)
         np.matmul(self.x.T, dout, out=self.dW)
         np.sum(dout, axis=0, out=self.db)
         return dout @ self.W.T if need_dx else None
@@ -60,36 +75,45 @@ class Linear:
 class ReLU:
     """out = max(x, 0); dx = dout * [x > 0]."""
 
+    mask = None
+
     def forward(self, x):
         self.mask = x > 0
         return np.maximum(x, 0, dtype=x.dtype)
 
     def backward(self, dout):
+        _check_dout(self, dout, None if self.mask is None else self.mask.shape)
         return dout * self.mask
 
 
 class LeakyReLU:
     """out = x if x > 0 else slope * x; dx = dout * (1 or slope)."""
 
+    mask = None
+
     def __init__(self, slope=0.01):
-        self.slope = float(slope)
+        self.slope = check_float("slope", slope)
 
     def forward(self, x):
         self.mask = x > 0
         return np.where(self.mask, x, self.slope * x)
 
     def backward(self, dout):
+        _check_dout(self, dout, None if self.mask is None else self.mask.shape)
         return np.where(self.mask, dout, self.slope * dout)
 
 
 class Tanh:
     """out = tanh(x); dx = dout * (1 - out^2)."""
 
+    out = None
+
     def forward(self, x):
         self.out = np.tanh(x)
         return self.out
 
     def backward(self, dout):
+        _check_dout(self, dout, None if self.out is None else self.out.shape)
         return dout * (1 - self.out * self.out)
 
 
@@ -107,22 +131,28 @@ def softplus(x):
 class Sigmoid:
     """out = 1 / (1 + exp(-x)); dx = dout * out * (1 - out)."""
 
+    out = None
+
     def forward(self, x):
         self.out = sigmoid(x)
         return self.out
 
     def backward(self, dout):
+        _check_dout(self, dout, None if self.out is None else self.out.shape)
         return dout * self.out * (1 - self.out)
 
 
 class Softplus:
     """out = log(1 + exp(x)); dx = dout * sigmoid(x)."""
 
+    x = None
+
     def forward(self, x):
         self.x = x
         return softplus(x)
 
     def backward(self, dout):
+        _check_dout(self, dout, None if self.x is None else self.x.shape)
         return dout * sigmoid(self.x)
 
 

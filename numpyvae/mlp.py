@@ -14,8 +14,8 @@ class MLP:
     """
 
     def __init__(self, sizes, activation="relu", init="glorot", rng=None, dtype=np.float32):
-        if len(sizes) < 2:
-            raise InputError(f"sizes: expected at least two sizes (input, output), got {list(sizes)}")
+        if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
+            raise InputError(f"sizes: expected a list of at least two sizes (input, output), got {sizes!r:.80}")
         sizes = [check_positive_int(f"sizes[{i}]", s) for i, s in enumerate(sizes)]
         check_choice("activation", activation, ACTIVATIONS)
         check_choice("init", init, INITS)

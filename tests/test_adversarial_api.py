@@ -269,3 +269,34 @@ def test_hypothesis_constructor(kw):
 
 
 TALLY_VAE = Tally("hypothesis over VAE(...)")
+
+
+# ---- the building blocks: Linear, activations, MLP ------------------------------------------------
+
+def test_layers_and_mlp_arguments():
+    from numpyvae.layers import ACTIVATIONS, LeakyReLU, Linear
+    from numpyvae.mlp import MLP
+    tally = Tally("layers and MLP")
+    for n in (0, -1, 2.5, True, None, "3"):
+        tally.refuses(f"Linear(n_in={n!r})", Linear, n, 3, names=("n_in",))
+    tally.refuses("Linear 10^12 x 3", Linear, 10**12, 3, names=("n_in, n_out",))
+    tally.refuses("Linear init", Linear, 2, 3, init="x", names=("init",))
+    tally.refuses("Linear rng", Linear, 2, 3, rng=3, names=("rng",))
+    tally.refuses("Linear dtype", Linear, 2, 3, dtype=int, names=("dtype",))
+    lin = Linear(2, 3, dtype=np.float64)
+    tally.refuses("backward before forward", lin.backward, np.zeros((1, 3)), names=("forward",))
+    for x in (np.zeros((4, 3)), np.zeros(2), "x", None):
+        tally.refuses(f"Linear.forward {x!r:.20}", lin.forward, x, names=("x",))
+    lin.forward(np.zeros((4, 2)))
+    for dout in (np.zeros((4, 2)), np.zeros((5, 3)), np.zeros((1, 3)), np.zeros(3), None):
+        tally.refuses(f"Linear.backward {np.shape(dout)}", lin.backward, dout, names=("dout", "forward"))
+    for name, cls in ACTIVATIONS.items():
+        act = cls()
+        tally.refuses(f"{name}.backward before forward", act.backward, np.zeros((1, 3)), names=("forward",))
+        act.forward(np.ones((4, 3)))
+        tally.refuses(f"{name}.backward broadcasting dout", act.backward, np.ones((1, 3)), names=("dout",))
+        tally.call(f"{name}.backward", act.backward, np.ones((4, 3)))
+    tally.refuses("LeakyReLU slope NaN", LeakyReLU, float("nan"), names=("slope",))
+    for sizes in ([3], [], None, 5, [3, 0], [3, "a"], [3, 10**12]):
+        tally.refuses(f"MLP({sizes!r})", MLP, sizes, names=("sizes", "n_in"))
+    tally.report()
