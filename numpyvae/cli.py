@@ -350,8 +350,9 @@ def _train_and_save(trainer, run, epochs, info):
             kept = "nothing had been saved yet"
         raise FileError(f"{exc}; training stopped at epoch {trainer.epoch}, step {trainer.step}. "
                         f"The files saved before are intact: {kept}") from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(f"resume with: python -m numpyvae train --resume {path}", file=sys.stderr)
+        exc.reported = True                     # the trainer said what it saved
         raise
     return [CHECKPOINT] + (list(HISTORY) if saved.get("history") else [])
 
@@ -535,13 +536,24 @@ def main(argv=None):
         print(f"numpyvae: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        return 143 if str(exc) == "SIGTERM" else 130
+        by_sigterm = str(exc) == "SIGTERM"
+        if not getattr(exc, "reported", False):   # stopped outside the training loop: loading, drawing
+            what = "the files written before are complete" if args.command == "train" else "nothing was written"
+            _tell_stderr(f"numpyvae: stopped by {'SIGTERM' if by_sigterm else 'Ctrl-C'}; {what}")
+        return 143 if by_sigterm else 130
     except BrokenPipeError:                     # `numpyvae evaluate ... | head -1`: the reader left
         _discard_stdout()
         return 141                              # as a program killed by SIGPIPE
     finally:
         if previous is not None:
             signal.signal(sigterm, previous)
+
+
+def _tell_stderr(line):
+    try:
+        print(line, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
 
 
 def _in_main_thread():
