@@ -121,3 +121,37 @@ def test_parameter_in_a_list_without_gradient_is_refused_and_dict_caches_are_not
     layer.backward = lambda dout: dout
     checks = check_layer(layer, rng.standard_normal((4, 3)), rng)
     assert [c.name for c in checks] == ["x"] and checks[0].error < TOL, [str(c) for c in checks]
+
+
+def test_freeze_reads_two_dimensional_eps_as_one_sample():
+    model = small_vae()
+    rng = np.random.default_rng(3)
+    x, eps = rng.uniform(size=(3, 5)), rng.standard_normal((3, 2))
+    a, b = freeze(model, x, eps), freeze(model, x, eps[None])
+    for key in ("mu", "logvar", "z", "f"):
+        assert a[key].shape == b[key].shape and np.allclose(a[key], b[key], rtol=1e-14), \
+            f"{key}: ours {a[key]} vs expected {b[key]}"
+
+
+@pytest.mark.parametrize("which", ["check_model", "check_layer"])
+def test_the_floor_handed_to_compare_is_floor_times_max_of_one_and_abs_f(which, monkeypatch):
+    """The documented floor, 1e-4 * max(1, |f|), here with |f| < 1: the floor is 1e-4 itself."""
+    import numpyvae.gradcheck as gc
+    floors = []
+    real = gc.compare
+    monkeypatch.setattr(gc, "compare", lambda name, ours, expected, floor=FLOOR: floors.append(floor) or real(name, ours, expected, floor))
+    rng = np.random.default_rng(4)
+    if which == "check_model":
+        model = VAE(1, [2], 1, dtype=np.float64, seed=0)                # one pixel: the loss is about log 2
+        x, eps = np.full((2, 1), 0.5), rng.standard_normal((2, 1))
+        f = model.loss_and_grads(x, eps=eps, estimator="mc")[0]
+        assert 0 < abs(f) < 1, f"ours loss {f} vs expected below 1 (so that max(1, |f|) = 1 matters)"
+        gc.check_model(model, x, eps, "mc")
+        expected = FLOOR
+    else:
+        from numpyvae.layers import Linear
+        lin = Linear(2, 2, rng=rng, dtype=np.float64)
+        lin.W *= 1e-3                      # f = sum(out * g) far below 1: the floor is FLOOR itself
+        gc.check_layer(lin, 1e-3 * rng.standard_normal((2, 2)), rng)
+        expected = FLOOR
+    assert floors and all(fl == pytest.approx(expected, rel=1e-12) for fl in floors), f"ours {floors} vs expected {expected}"
