@@ -304,7 +304,8 @@ def cmd_train(args):
                 print(f"nothing to train: {resume} has finished {trainer.epoch} epochs and --epochs is {epochs} "
                       f"(give a larger --epochs to go on); no file written")
                 return 0
-            _say(args, f"resuming {resume} at epoch {trainer.epoch}, step {trainer.step}")
+            into = "" if os.path.samefile(run.folder, os.path.dirname(resume) or ".") else f", writing to {run.folder}"
+            _say(args, f"resuming {resume} at epoch {trainer.epoch}, step {trainer.step}{into}")
         else:
             data, trainer, epochs, data_dir = _new_trainer(args)
         info = {"dataset": data.name, "data_dir": data_dir, "epochs": epochs, "image_shape": list(data.image_shape)}
@@ -313,7 +314,7 @@ def cmd_train(args):
         written = _train_and_save(trainer, run, epochs, info)
         seconds = time.perf_counter() - t0
         if not args.no_plots:
-            written += _plots_or_say_why_not(trainer, data, run, args.seed, written)
+            written += _plots_or_say_why_not(trainer, data, run, trainer.config["seed"], written)
     _summarise(trainer, start, seconds, written, run.folder)
     return 0
 

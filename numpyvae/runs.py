@@ -177,6 +177,8 @@ class RunFolder:
         """
         here = os.path.abspath(self.path(CHECKPOINT))
         if resuming is not None and os.path.abspath(resuming) == here:
+            if force:
+                self.notes.append(f"--force: nothing replaced, the run in {self.folder} is resumed")
             return []
         old = self.existing_run()
         if not old:

@@ -138,9 +138,10 @@ def test_a_new_run_over_an_old_one_needs_resume_or_force(tmp_path, capsys):
     assert not (tmp_path / "manifold.png").exists(), "the old run's figure survived --force beside the new run"
     assert (tmp_path / "notes.txt").read_text() == "the user's own file"
     assert ckpt.load_model(tmp_path / "checkpoint.npz").z_dim == 3
-    # resuming the run in its own folder is not a new run
-    got, out, _ = cli(capsys, "train", "--resume", tmp_path / "checkpoint.npz", "--epochs", "2", "-q", "--no-plots")
-    assert got == 0 and "trained from epoch 1 to 2" in out, out
+    # resuming the run in its own folder is not a new run (and --force, said there, is not silently dropped)
+    got, out, err = cli(capsys, "train", "--resume", tmp_path / "checkpoint.npz", "--epochs", "2", "-q", "--no-plots",
+                        "--force")
+    assert got == 0 and "trained from epoch 1 to 2" in out and "--force: nothing replaced" in err, (out, err)
 
 
 def test_a_stale_lock_and_orphan_temporary_files_are_cleaned_up(tmp_path, capsys):
