@@ -39,9 +39,11 @@ DEFAULTS = {
     "frey-face": dict(hidden=[200], z_dim=2, likelihood="gaussian", gaussian_mean="sigmoid", epochs=300,
                       batch_size=100),
 }
-# pixels per image of each dataset: a model trained on one is refused on another before any download
-X_DIM = {"digits": 8 * 8, "mnist": 28 * 28, "fashion-mnist": 28 * 28, "binarized-mnist": 28 * 28,
-         "frey-face": 28 * 20}
+# (height, width) of each dataset's images: a model trained on one is refused on another before
+# any download, and a model-only checkpoint's samples are drawn in the right shape
+IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "fashion-mnist": (28, 28), "binarized-mnist": (28, 28),
+                "frey-face": (28, 20)}
+X_DIM = {name: h * w for name, (h, w) in IMAGE_SHAPES.items()}
 # samples per example: memory grows with batch * k rows, so k is capped
 MAX_K_TRAIN, MAX_K_EVALUATE = 1000, 10000
 MAX_SAMPLES = 4096          # a 64 x 64 grid
@@ -481,7 +483,7 @@ def _trained_binarize(path):
 
 
 def _image_shape(meta, model, path):
-    """(h, w) of the model's images: from run_info if it fits, else square, else one row."""
+    """(h, w) of the model's images: from run_info if it fits, else a known dataset's, else square, else one row."""
     shape = meta.get("image_shape")
     if shape is not None:
         if not (isinstance(shape, list) and len(shape) == 2
@@ -490,6 +492,9 @@ def _image_shape(meta, model, path):
             raise CheckpointError(f"checkpoint {path!r}: run_info.image_shape is {shape!r:.60}, expected "
                                   f"[height, width] with height * width = {model.x_dim} (the model's x_dim)")
         return tuple(shape)
+    known = [shape for name, shape in IMAGE_SHAPES.items() if X_DIM[name] == model.x_dim]
+    if known:
+        return known[0]
     side = math.isqrt(model.x_dim)
     return (side, side) if side * side == model.x_dim else (1, model.x_dim)
 

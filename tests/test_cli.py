@@ -98,3 +98,24 @@ def test_interpolation_pairs_join_different_classes():
     assert not set(labels[start[:, 0].astype(int)]) & set(labels[end[:, 0].astype(int)])
     start, end = _interpolation_pairs(x[:5], None)                       # no labels: consecutive images
     assert start[:, 0].tolist() == [0, 1] and end[:, 0].tolist() == [2, 3], f"ours {start[:, 0]}, {end[:, 0]}"
+
+
+@pytest.mark.parametrize("x_dim, shape", [(64, (8, 8)), (560, (28, 20)), (784, (28, 28)), (100, (10, 10)),
+                                          (37, (1, 37))])
+def test_samples_of_a_model_only_checkpoint_get_its_image_shape(x_dim, shape):
+    from numpyvae import VAE
+    from numpyvae.cli import _image_shape
+    ours = _image_shape({}, VAE(x_dim, [4], 2), "model.npz")
+    assert ours == shape, f"x_dim {x_dim}: ours {ours} vs expected {shape}"
+
+
+def test_a_checkpoint_whose_image_shape_does_not_fit_is_named(tmp_path, capsys):
+    from numpyvae import VAE
+    from numpyvae.train import Trainer
+    model = VAE(64, [4], 2)
+    trainer = Trainer(model, np.full((10, 64), 0.5), batch_size=5, progress=False, verbose=False)
+    ckpt.save_trainer(tmp_path / "c.npz", trainer, {"image_shape": [3, 3]})
+    assert main(["sample", str(tmp_path / "c.npz"), "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert "run_info.image_shape is [3, 3]" in err and "= 64" in err, err
+    assert not (tmp_path / "s.png").exists()
