@@ -20,6 +20,8 @@ import sqlite3
 import tomllib
 from importlib import metadata
 
+from run import NOT_SAMPLED
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 # scratch folder: the repository copies and the cosmic-ray sessions (not committed)
 WORK = os.environ.get("NUMPYVAE_MUTATION_WORK", "/tmp/numpyvae-mutation")
@@ -47,7 +49,7 @@ def module_results(module):
         return None
     with sqlite3.connect(db) as c:
         rows = c.execute("""select s.operator_name, s.occurrence, s.start_pos_row, s.definition_name,
-                                   r.worker_outcome, r.test_outcome, r.diff, s.job_id
+                                   r.worker_outcome, r.test_outcome, r.diff, s.job_id, r.output
                             from mutation_specs s left join work_results r on r.job_id = s.job_id
                             order by s.start_pos_row, s.operator_name, s.occurrence""").fetchall()
     info_path = os.path.join(WORK, "sessions", f"{module}.json")
@@ -58,7 +60,7 @@ def module_results(module):
 def write(cfg):
     entries = load_equivalent()
     lines, survivors_md = [], []
-    total = {"mutants": 0, "skipped": 0, "killed": 0, "killed_pass2": 0, "survived": 0, "equivalent": 0,
+    total = {"mutants": 0, "skipped": 0, "unsampled": 0, "killed": 0, "killed_pass2": 0, "survived": 0, "equivalent": 0,
              "pending": 0, "incompetent": 0}
     wall = 0.0
     for module in cfg["modules"]:
@@ -69,9 +71,11 @@ def write(cfg):
         rows, info = got
         pass1 = set(info.get("pass1_survivors", []))
         n = dict.fromkeys(total, 0)
-        for op, occ, row, definition, worker, test, diff, job in rows:
+        for op, occ, row, definition, worker, test, diff, job, output in rows:
             n["mutants"] += 1
-            if worker == "SKIPPED":
+            if worker == "SKIPPED" and output == NOT_SAMPLED:
+                n["unsampled"] += 1
+            elif worker == "SKIPPED":
                 n["skipped"] += 1
             elif worker is None:
                 n["pending"] += 1

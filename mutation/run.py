@@ -26,6 +26,7 @@ What it does, per module of the math core (mutation/config.toml):
    marked UNEXPLAINED.
 """
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ import threading
 import tomllib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+NOT_SAMPLED = "not in the sample (config.toml: sample)"
 # scratch folder: the repository copies and the cosmic-ray sessions (not committed)
 WORK = os.environ.get("NUMPYVAE_MUTATION_WORK", "/tmp/numpyvae-mutation")
 ROOT = os.path.dirname(HERE)
@@ -96,6 +98,25 @@ def survivors(db):
         return [r[0] for r in c.execute("select job_id from work_results where test_outcome = 'SURVIVED'")]
 
 
+def sample_pending(db, module, fraction):
+    """Mark all but a reproducible fraction of the not-yet-run mutants as skipped ("not sampled").
+
+    A mutant is in the sample when sha256(module:line:column:operator:occurrence) falls in
+    the first ``fraction`` of its range: the same mutants are chosen on every run.
+    """
+    with sqlite3.connect(db) as c:
+        rows = c.execute("""select s.job_id, s.start_pos_row, s.start_pos_col, s.operator_name, s.occurrence
+                            from mutation_specs s left join work_results r on r.job_id = s.job_id
+                            where r.job_id is null""").fetchall()
+        out = []
+        for job, row, col, op, occ in rows:
+            h = int(hashlib.sha256(f"{module}:{row}:{col}:{op}:{occ}".encode()).hexdigest(), 16)
+            if h % 10_000 >= fraction * 10_000:
+                out.append(("SKIPPED", NOT_SAMPLED, None, None, job))
+        c.executemany("insert into work_results (worker_outcome, output, test_outcome, diff, job_id) "
+                      "values (?, ?, ?, ?, ?)", out)
+
+
 def run_module(module, lane_dir, repo, sock, cfg, rerun=False, resume=False):
     """Steps 2-5 for one module; the session database is WORK/sessions/<module>.sqlite."""
     mcfg = cfg["modules"][module]
@@ -120,6 +141,8 @@ def run_module(module, lane_dir, repo, sock, cfg, rerun=False, resume=False):
             os.unlink(db)
         cr("cosmic-ray", "init", cfg1, db, cwd=repo)
         cr("cr-filter-operators", db, cfg1, cwd=repo)
+    if not rerun and mcfg.get("sample", 1.0) < 1.0:
+        sample_pending(db, module, mcfg["sample"])
     cr("cosmic-ray", "baseline", cfg1, cwd=repo)
     cr("cosmic-ray", "exec", cfg1, db, cwd=repo)
     timing["pass1_done"] = time.time()
