@@ -72,3 +72,20 @@ def test_bad_arguments():
         LinearGaussian(np.zeros((3, 2)), np.zeros(3), -1.0)
     with pytest.raises(InputError, match="W"):
         LinearGaussian(np.full((3, 2), np.nan), np.zeros(3), 1.0)
+
+
+def test_kl_to_posterior_matches_the_textbook_formula_for_one_and_many_q():
+    """KL(N(m, S) || N(mu, C)) = 1/2 [tr(C^-1 S) + (mu - m)^T C^-1 (mu - m) - Z + log det C - log det S]."""
+    rng = np.random.default_rng(5)
+    model = LinearGaussian.random(4, 3, rng, s2=0.7)
+    x = model.sample(1, rng)[1][0]
+    mean, cov = model.posterior(x)
+    m, logvar = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    prec = np.linalg.inv(cov)
+    expected = np.array([0.5 * (np.trace(prec @ np.diag(np.exp(lv))) + (mean - mi) @ prec @ (mean - mi) - 3
+                                + np.linalg.slogdet(cov)[1] - np.sum(lv)) for mi, lv in zip(m, logvar)])
+    ours = model.kl_to_posterior(x, m, logvar)
+    np.testing.assert_allclose(ours, expected, rtol=1e-10, err_msg="ours (batch of 4 q) vs expected")
+    single = model.kl_to_posterior(x, m[0], logvar[0])          # one q: shapes (Z,) -> scalar
+    assert np.shape(single) == () and abs(single - expected[0]) < 1e-10 * abs(expected[0]), \
+        f"one q: ours {single} vs expected {expected[0]}"

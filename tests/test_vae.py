@@ -165,3 +165,21 @@ def test_float32_path_has_no_float64_upcasts(decoder, estimator):
     wrong = {name: a.dtype for name, a in arrays.items() if a.dtype != np.float32}
     assert not wrong, f"ours {wrong} vs expected float32 everywhere"
     assert np.isfinite(loss), f"ours loss {loss} vs expected finite"
+
+
+def test_default_k_is_one_sample_per_example():
+    x = np.random.default_rng(0).uniform(size=(3, 6))
+    m = small_model()
+    ours = m.loss_and_grads(x, rng=np.random.default_rng(9))[0]
+    eps = m.draw_eps(np.random.default_rng(9), 1, 3)
+    expected = m.loss_and_grads(x, eps=eps)[0]
+    assert ours == expected, f"ours {ours} vs expected {expected} (one eps per example)"
+
+
+def test_parameter_count_in_the_refusal_is_exact():
+    # encoder 5000 -> 12000 -> 2*7; decoder 7 -> 12000 -> 5000 (Bernoulli), each Linear (n_in + 1) * n_out
+    expected = 5001 * 12000 + 12001 * 14 + 8 * 12000 + 12001 * 5000
+    with pytest.raises(InputError) as err:
+        VAE(5000, [12000], 7)
+    assert f"{expected:,} parameters" in str(err.value), f"ours {err.value} vs expected {expected:,} parameters"
+    assert expected > 100_000_000 > expected - 12001 * 5000, "the example must cross the limit"
