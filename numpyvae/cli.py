@@ -443,7 +443,8 @@ def cmd_evaluate(args):
         raise CheckpointError(f"checkpoint {args.checkpoint!r}: run_info.dataset is {name!r}, expected one of "
                               f"{sorted(DEFAULTS)}; name the dataset with --dataset")
     if X_DIM[name] != model.x_dim:
-        trained_on = [n for n, d in X_DIM.items() if d == model.x_dim]
+        trained_on = [meta["dataset"]] if meta.get("dataset") in X_DIM else \
+            [n for n, d in X_DIM.items() if d == model.x_dim]
         hint = f" ({' or '.join(trained_on)})" if trained_on else ""
         raise InputError(f"--dataset: {name} has images of {X_DIM[name]} pixels, the model in "
                          f"{args.checkpoint} was trained on {model.x_dim}; name the dataset it was trained on{hint}")
