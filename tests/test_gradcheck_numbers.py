@@ -155,3 +155,47 @@ def test_the_floor_handed_to_compare_is_floor_times_max_of_one_and_abs_f(which, 
         gc.check_layer(lin, 1e-3 * rng.standard_normal((2, 2)), rng)
         expected = FLOOR
     assert floors and all(fl == pytest.approx(expected, rel=1e-12) for fl in floors), f"ours {floors} vs expected {expected}"
+
+
+class ZeroShift:
+    """out = x + shift with shift initialised to zeros and no gradient: still a parameter."""
+
+    def __init__(self, d):
+        self.shift = np.zeros(d)
+
+    def forward(self, x):
+        self.x = x
+        return x + self.shift
+
+    def backward(self, dout):
+        return dout
+
+
+def test_an_all_zero_parameter_without_gradient_is_refused():
+    """The probe that tells parameters from caches must move an array that is all zeros too."""
+    rng = np.random.default_rng(5)
+    with pytest.raises(InputError, match=r"shift changes the output but has no gradient"):
+        check_layer(ZeroShift(3), rng.standard_normal((2, 3)), rng)
+
+
+class ListGrad:
+    """out = x * gamma with its gradient dgamma stored as a plain list (a student's backward might)."""
+
+    def __init__(self, d, rng):
+        self.gamma = rng.standard_normal(d)
+        self.dgamma = np.zeros(d)
+
+    def forward(self, x):
+        self.x = x
+        return x * self.gamma
+
+    def backward(self, dout):
+        self.dgamma = list((dout * self.x).sum(axis=0))
+        return dout * self.gamma
+
+
+def test_a_gradient_held_as_a_list_is_checked_as_numbers():
+    rng = np.random.default_rng(6)
+    layer = ListGrad(3, rng)
+    checks = {c.name: c for c in check_layer(layer, rng.standard_normal((4, 3)), rng)}
+    assert checks["gamma"].error < TOL, str(checks["gamma"])
