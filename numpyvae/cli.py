@@ -87,6 +87,8 @@ def path_name(text):
     """An argparse type: a non-empty path."""
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a file or folder name, got an empty string")
+    if "\0" in text:           # only possible from Python (a shell cannot pass it), but refused all the same
+        raise argparse.ArgumentTypeError(f"expected a file or folder name, got {text!r} (a NUL character)")
     return text
 
 

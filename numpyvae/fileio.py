@@ -44,6 +44,8 @@ def make_folder(folder, what="folder"):
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise FileError(f"{what} {folder!r}: cannot create it ({describe_os_error(exc)})") from None
+    except ValueError as exc:                # a NUL character in the name
+        raise FileError(f"{what} {folder!r}: not a valid folder name ({exc})") from None
     return folder
 
 
