@@ -123,7 +123,9 @@ def run_module(module, lane_dir, repo, sock, cfg, rerun=False, resume=False):
     sessions = os.path.join(WORK, "sessions")
     os.makedirs(sessions, exist_ok=True)
     db = os.path.join(sessions, f"{module}.sqlite")
-    timing = {"module": module, "started": time.time()}
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    timing = {"module": module, "started": time.time(), "commit": git("rev-parse", "--short", "HEAD"),
+              "uncommitted": bool(git("status", "--porcelain", f"numpyvae/{module}.py"))}
     info_path = os.path.join(sessions, f"{module}.json")
     if rerun and os.path.exists(info_path):
         with open(info_path) as f:
