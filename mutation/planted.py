@@ -24,7 +24,7 @@ WORK = os.path.join(os.environ.get("NUMPYVAE_MUTATION_WORK", "/tmp/numpyvae-muta
 
 # the tests and notes that check these formulas' values; pytest runs all of them (and more), so a
 # failure here is a failure of the README's `pytest`.  Slower hypothesis-driven files are left out.
-PATHS = ["tests/test_estimators.py", "tests/test_values.py", "tests/test_gradcheck_numbers.py",
+PATHS = ["tests/test_estimators.py", "tests/test_values.py", "tests/test_beta_and_clip.py", "tests/test_gradcheck_numbers.py",
          "derivations/02-importance-sampling.md", "derivations/06-reparameterization.md", "derivations/08-iwae.md",
          "derivations/11-beta-warmup.md"]
 
@@ -83,9 +83,15 @@ def plant(name):
         with open(os.path.join(repo, path), "w") as f:
             f.write(src.replace(old, new))
     env = dict(os.environ, PYTHONPATH=repo, PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", "--tb=line", *PATHS],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", "--tb=short", *PATHS],
                           cwd=repo, env=env, capture_output=True, text=True)
+    with open(os.path.join(WORK, name + ".txt"), "w") as f:        # the whole output, for the messages
+        f.write(proc.stdout + proc.stderr)
     failed = [line[len("FAILED "):] for line in proc.stdout.splitlines() if line.startswith("FAILED ")]
+    for i, f in enumerate(failed):        # a doctest's summary has no message: add its first Expected/Got
+        if f.endswith(".md") and "Expected:" in proc.stdout:
+            start = proc.stdout.index("Expected:")
+            failed[i] += " -- " + " ".join(proc.stdout[start:start + 300].split())
     if proc.returncode not in (0, 1):
         failed.append(f"pytest exit code {proc.returncode}: {proc.stdout[-500:]}")
     return bool(failed), failed
