@@ -22,6 +22,7 @@ import numpy as np
 from . import __version__
 from . import checkpoint as ckpt
 from .errors import CheckpointError, FileError, InputError, NumpyVAEError
+from .fileio import describe_os_error
 from .estimators import ESTIMATORS
 from .layers import ACTIVATIONS
 from .optim import OPTIMIZERS
@@ -193,7 +194,7 @@ def _load_data(name, data_dir, progress=None):
 def _say(args, text):
     """A note on stderr (silenced by --quiet)."""
     if not getattr(args, "quiet", False):
-        print(text, file=sys.stderr)
+        _tell_stderr(text)
 
 
 # ---- train ----------------------------------------------------------------------------------
@@ -301,11 +302,11 @@ def cmd_train(args):
         run.refuse_existing_run(args.force, resuming=resume)
         run.remove_orphans()
         for note in run.notes:                     # rare and worth knowing: shown even with --quiet
-            print(note, file=sys.stderr)
+            _tell_stderr(note)
         if resume is not None:
             data, trainer, epochs, data_dir = _resumed_trainer(args, model_config, config, run_info)
             if trainer.epoch >= epochs:
-                print(f"nothing to train: {resume} has finished {trainer.epoch} epochs and --epochs is {epochs} "
+                _out(f"nothing to train: {resume} has finished {trainer.epoch} epochs and --epochs is {epochs} "
                       f"(give a larger --epochs to go on); no file written")
                 return 0
             into = "" if os.path.samefile(run.folder, os.path.dirname(resume) or ".") else f", writing to {run.folder}"
@@ -356,7 +357,7 @@ def _train_and_save(trainer, run, epochs, info):
         raise FileError(f"{exc}; training stopped at epoch {trainer.epoch}, step {trainer.step}. "
                         f"The files saved before are intact: {kept}") from None
     except KeyboardInterrupt as exc:
-        print(f"resume with: python -m numpyvae train --resume {path}", file=sys.stderr)
+        _tell_stderr(f"resume with: python -m numpyvae train --resume {path}")
         exc.reported = True                     # the trainer said what it saved
         raise
     return [CHECKPOINT] + (list(HISTORY) if saved.get("history") else [])
@@ -389,8 +390,8 @@ def _summarise(trainer, start, seconds, written, folder):
         if last.get("test_neg_elbo") is not None:
             summary += f", test -ELBO {last['test_neg_elbo']:.2f}"
         summary += " nats per example"
-    print(summary)
-    print(f"wrote {', '.join(written)} to {folder}")
+    _out(summary)
+    _out(f"wrote {', '.join(written)} to {folder}")
 
 
 def _interpolation_pairs(x, labels, n=4):
@@ -463,16 +464,16 @@ def cmd_evaluate(args):
     # k rows per example are held at once: fewer examples per batch as k grows
     b = bounds(model, x, rng, k=args.k, batch_size=max(1, 20000 // args.k))
     images = f"{len(x)} images" + ("" if mode == "none" else f", binarized '{mode}' ({how})")
-    print(f"{name} test set, {images}: -ELBO {b['neg_elbo']:.3f} = reconstruction {b['recon']:.3f} "
+    _out(f"{name} test set, {images}: -ELBO {b['neg_elbo']:.3f} = reconstruction {b['recon']:.3f} "
           f"+ KL {b['kl']:.3f} nats per example (z sampled, k=1)")
     if args.k > 1:
-        print(f"IWAE bound, k={args.k}: -log p(x) <= {b['neg_iwae']:.3f} nats per example (a stochastic bound)")
+        _out(f"IWAE bound, k={args.k}: -log p(x) <= {b['neg_iwae']:.3f} nats per example (a stochastic bound)")
     if args.log_marginal:
         lm = log_marginal(model, x, k=args.log_marginal, rng=rng)
-        print(f"importance-sampled estimate of -log p(x), k={args.log_marginal}: {-lm.mean():.3f} nats per example "
+        _out(f"importance-sampled estimate of -log p(x), k={args.log_marginal}: {-lm.mean():.3f} nats per example "
               "(a stochastic upper bound on -log p(x), tighter as k grows)")
     active, _ = active_units(model, x)
-    print(f"active units (Cov_x(E_q[z_j]) > 1e-2): {active} of {model.z_dim}")
+    _out(f"active units (Cov_x(E_q[z_j]) > 1e-2): {active} of {model.z_dim}")
     return 0
 
 
@@ -514,7 +515,7 @@ def cmd_sample(args):
         path = plots.save_figure(figure, args.out)
     except FileError as exc:
         raise FileError(f"--out {args.out!r}: {exc}") from None
-    print(f"wrote {args.n} samples to {path}")
+    _out(f"wrote {args.n} samples to {path}")
     return 0
 
 
@@ -530,6 +531,9 @@ def _stop_on_sigterm(signum, frame):
 
 def main(argv=None):
     """Run one command; returns the exit code (0 ok, 2 bad input, 130 Ctrl-C, 143 SIGTERM, 141 broken pipe)."""
+    for name in ("stdout", "stderr"):          # started with `>&-` or `2>&-`: Python leaves None there
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))
     args = build_parser().parse_args(argv)
     # which options were typed (a resumed run refuses those that contradict it)
     args.given = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
@@ -539,10 +543,10 @@ def main(argv=None):
         previous = signal.signal(sigterm, _stop_on_sigterm)
     try:
         code = COMMANDS[args.command](args)
-        sys.stdout.flush()                      # a closed pipe shows up here, not at exit
+        _out(None)                              # flush: a closed pipe or a full disk shows up here, not at exit
         return code
     except NumpyVAEError as exc:
-        print(f"numpyvae: error: {exc}", file=sys.stderr)
+        _tell_stderr(f"numpyvae: error: {exc}")
         return 2
     except KeyboardInterrupt as exc:
         by_sigterm = str(exc) == "SIGTERM"
@@ -551,18 +555,32 @@ def main(argv=None):
             _tell_stderr(f"numpyvae: stopped by {'SIGTERM' if by_sigterm else 'Ctrl-C'}; {what}")
         return 143 if by_sigterm else 130
     except BrokenPipeError:                     # `numpyvae evaluate ... | head -1`: the reader left
-        _discard_stdout()
+        _discard(sys.stdout)
         return 141                              # as a program killed by SIGPIPE
     finally:
         if previous is not None:
             signal.signal(sigterm, previous)
 
 
+def _out(line):
+    """A line of results on stdout (None: flush only); a stdout that cannot be written becomes a FileError."""
+    try:
+        if line is not None:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:                      # `> /dev/full`, a full disk under a redirect
+        _discard(sys.stdout)
+        raise FileError(f"standard output: cannot write the results ({describe_os_error(exc)})") from None
+
+
 def _tell_stderr(line):
+    """A line on stderr; a stderr that cannot be written is skipped (the exit code still tells)."""
     try:
         print(line, file=sys.stderr)
     except (OSError, ValueError):
-        pass
+        _discard(sys.stderr)
 
 
 def _in_main_thread():
@@ -570,13 +588,13 @@ def _in_main_thread():
     return threading.current_thread() is threading.main_thread()
 
 
-def _discard_stdout():
-    """Point stdout at /dev/null so Python's final flush does not print a second BrokenPipeError."""
+def _discard(stream):
+    """Point a stream's file at /dev/null, so that Python's final flush of what it still holds cannot fail."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
         os.close(devnull)
-    except (OSError, ValueError, AttributeError):   # stdout replaced (tests) or already closed
+    except (OSError, ValueError, AttributeError):   # a stream replaced (tests) or already closed
         pass
 
 

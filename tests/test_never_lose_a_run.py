@@ -315,3 +315,17 @@ def test_a_closed_pipe_ends_quietly(tmp_path, capsys):
     proc.stdout.close()                                     # like `head` exiting before the first line
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141 and err == "", f"ours exit {proc.returncode}, stderr {err!r}"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_results_on_a_full_disk_or_a_closed_stdout_end_in_one_line(tmp_path, capsys, monkeypatch):
+    assert cli(capsys, "train", "--epochs", "1", "--out", tmp_path, "-q", *TINY)[0] == 0
+    with open("/dev/full", "w") as full:                 # every write to it fails with ENOSPC
+        monkeypatch.setattr(sys, "stdout", full)
+        code = main(["evaluate", str(tmp_path / "checkpoint.npz")])
+        monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 2 and one_error_line(err).endswith("standard output: cannot write the results (the disk is full)"), \
+        f"ours {code}, {err!r}"
+    monkeypatch.setattr(sys, "stdout", None)             # started with `>&-`
+    assert main(["evaluate", str(tmp_path / "checkpoint.npz")]) == 0
