@@ -209,3 +209,15 @@ def test_save_figure_writes_a_png(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
     with pytest.raises(InputError, match="fig"):
         plots.save_figure("not a figure", tmp_path / "t.png")
+
+
+def test_latent_scatter_1d_puts_mu_against_the_label():
+    model, x = _model(z_dim=1), _x(30)
+    labels = np.arange(30) % 2
+    ax = plots.latent_scatter(model, x, labels).axes[0]
+    mu, _ = model.encode(x)
+    for c, coll in enumerate(ax.collections):
+        pts = np.asarray(coll.get_offsets())
+        _assert_close(f"class {c}: mu_1", pts[:, 0], mu[labels == c, 0])
+        assert np.all(np.abs(pts[:, 1] - c) <= 0.2), f"class {c}: heights {pts[:, 1]} not within 0.2 of {c}"
+    assert "mu_1" in ax.get_xlabel() and "label" in ax.get_ylabel()
