@@ -383,5 +383,7 @@ def run_info(path):
         return _json(arrays, "run_info", path)
     if "trainer_config" in arrays:
         meta = _json(arrays, "trainer_config", path).get("meta", {})
-        return meta if isinstance(meta, dict) else {}
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"checkpoint {path!r}: trainer_config.meta should be a JSON object")
+        return meta
     return {}

@@ -510,3 +510,33 @@ def test_not_a_file(tmp_path):
             ckpt.load_model(bad)
     tally.report()
     assert os.path.isdir(tmp_path)
+
+
+def test_a_version_1_checkpoint_still_resumes_and_its_forgeries_are_refused(tmp_path):
+    """The layout numpyvae 0.1 wrote (trainer_state, meta inside trainer_config, train_loss rows)."""
+    t = new_trainer()
+    t.run(1)
+    arrays = {k: v for k, v in ckpt.model_arrays(t.model).items()}
+    arrays["version"] = np.array(1)
+    state = t.state()
+    counters = {k: state["counters"][k] for k in ("epoch", "step", "batch_index", "epoch_count", "rng")}
+    arrays["trainer_state"] = np.array(json.dumps(counters))
+    arrays["trainer_config"] = np.array(json.dumps({**t.config, "meta": {"dataset": "toy", "epochs": 2}}))
+    row = {("train_loss" if k == "train_objective" else k): v for k, v in state["history"][0].items()}
+    arrays["history"] = np.array(json.dumps([row]))
+    arrays["perm"] = np.array([], np.int64)
+    arrays.update({f"optim/{k}": v for k, v in state["optimizer"].items()})
+    path = _write(tmp_path, arrays, "v1.npz")
+    resumed = ckpt.load_trainer_state(path, new_trainer())
+    assert resumed.epoch == 1 and resumed.history[0]["train_objective"] == state["history"][0]["train_objective"]
+    model_config, config, info = ckpt.trainer_config(path)
+    assert info == {"dataset": "toy", "epochs": 2} and "meta" not in config, f"ours {info}, {config}"
+    assert ckpt.run_info(path) == {"dataset": "toy", "epochs": 2}
+    tally = Tally("version 1 forgeries")
+    for label, key, value in (("mid-epoch", "trainer_state", np.array(json.dumps({**counters, "batch_index": 1}))),
+                              ("meta a list", "trainer_config", np.array(json.dumps({**t.config, "meta": [1]}))),
+                              ("rows not mappings", "history", np.array("[1]")),
+                              ("trainer_state a list", "trainer_state", np.array("[]"))):
+        tally.read_all(_write(tmp_path, {**arrays, key: value}, "v1-forged.npz"), f"v1 {label}")
+    tally.report()
+    assert tally.counts["refused"] >= 4
