@@ -19,7 +19,6 @@ import pickle
 import struct
 import tracemalloc
 import zipfile
-import zlib
 
 import numpy as np
 import pytest
@@ -264,15 +263,13 @@ json_value = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**30
                           max_leaves=12)
 
 
-def _json_variant(arrays, key, draw_value):
-    """The JSON entry ``key`` with one of its fields (or the whole) replaced."""
+def _json_variant(arrays, key, data):
+    """The JSON entry ``key`` with one of its fields (or, for a non-mapping, the whole) replaced by anything."""
     obj = json.loads(str(arrays[key]))
+    value = data.draw(json_value, label="value")
     if isinstance(obj, dict) and obj:
-        field = sorted(obj)[len(draw_value) % len(obj)] if isinstance(draw_value, (list, dict, str)) else sorted(obj)[0]
-        obj = {**obj, field: draw_value}
-    else:
-        obj = draw_value
-    return np.array(json.dumps(obj, allow_nan=True))
+        return np.array(json.dumps({**obj, data.draw(st.sampled_from(sorted(obj)), label="field"): value}))
+    return np.array(json.dumps(value))
 
 
 TALLIES = {}
@@ -289,8 +286,8 @@ def test_hypothesis_over_contents(good, tmp_path, data):
     if how == "delete":
         forged.pop(key, None)
     elif how == "json":
-        forged[key] = _json_variant(arrays, key, data.draw(json_value, label="value")) \
-            if key in ckpt.TEXT_ENTRIES else np.array(json.dumps(data.draw(json_value), allow_nan=True))
+        forged[key] = _json_variant(arrays, key, data) if key in ckpt.TEXT_ENTRIES else \
+            np.array(json.dumps(data.draw(json_value, label="value")))
     else:
         forged[key] = data.draw(any_array, label="value")
     tally.read_all(_write(tmp_path, forged, "hyp.npz"), f"{key} {how}")
@@ -450,9 +447,8 @@ def test_recompressed_checkpoint_still_loads_and_bad_deflate_is_refused(good, tm
     body = raw.find(b"NUMPY") + 200               # inside the first member's deflate stream
     raw[body:body + 8] = b"\xff" * 8
     path.write_bytes(bytes(raw))
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match="not a readable .npz file"):   # zlib.error, or a bad CRC
         ckpt.load_model(path)
-    assert zlib                                   # (zlib.error is among what a damaged stream raises)
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")
