@@ -8,12 +8,12 @@ Each notebook is cleared, run top to bottom in a fresh ``python3`` kernel
 ``%matplotlib inline`` draws PNGs), and written back with its outputs and a
 stamp in its metadata:
 
-    metadata["numpyvae"] = {"code_hash": ..., "package_files": [...], "package_hash": ..., "seconds": ...}
+    metadata["numpyvae"] = {"code_hash": ..., "package_files": {path: sha256}, "package_hash": ..., "seconds": ...}
 
 ``code_hash`` is the SHA-256 of the notebook's code cells; ``package_files``
 lists the numpyvae files the run used (every numpyvae module the kernel had
-imported at the end, plus the package's embedded data files) and
-``package_hash`` is the SHA-256 of their contents.  tests/test_notebooks.py
+imported at the end, plus the package's embedded data files) with the
+SHA-256 of each, and ``package_hash`` is one SHA-256 over all of them.  tests/test_notebooks.py
 recomputes both hashes: if either differs, the stored outputs are stale (the
 code that made them is not the code in the repository) and the test fails
 until this script is run again.
@@ -38,23 +38,25 @@ def data_files():
                   if p.is_file() and p.suffix in (".gz", ".txt", ".csv"))
 
 
-def package_hash(files):
-    """SHA-256 over (path, content) of the given package files (paths relative to the repository).
+def file_hash(name):
+    """SHA-256 of one package file (path relative to the repository); "missing" if it is gone.
 
-    Line endings of text files are normalised to \\n; a file that no longer
-    exists hashes as missing, so its removal also makes the stamp stale.
+    Line endings of text files are normalised to \\n, so a checkout with CRLF hashes the same.
     """
+    path = ROOT / name
+    if not path.is_file():
+        return "missing"
+    data = path.read_bytes()
+    if path.suffix != ".gz":
+        data = data.replace(b"\r\n", b"\n")
+    return hashlib.sha256(data).hexdigest()
+
+
+def package_hash(files):
+    """SHA-256 over (path, file hash) of the given package files: one number for the stamp."""
     h = hashlib.sha256()
     for name in sorted(files):
-        path = ROOT / name
-        h.update(name.encode() + b"\0")
-        if not path.is_file():
-            h.update(b"<missing>\0")
-            continue
-        data = path.read_bytes()
-        if path.suffix != ".gz":
-            data = data.replace(b"\r\n", b"\n")
-        h.update(data + b"\0")
+        h.update(f"{name}\0{file_hash(name)}\0".encode())
     return h.hexdigest()
 
 
@@ -106,7 +108,7 @@ def execute(path, timeout=600):
         raise SystemExit(f"{path.name}: the kernel imported numpyvae from {outside[0]}, not from this "
                          f"repository; install it with `pip install -e .` first")
     files = sorted({Path(f).resolve().relative_to(ROOT).as_posix() for f in imported} | set(data_files()))
-    nb.metadata["numpyvae"] = {"code_hash": code_hash(nb), "package_files": files,
+    nb.metadata["numpyvae"] = {"code_hash": code_hash(nb), "package_files": {f: file_hash(f) for f in files},
                                "package_hash": package_hash(files), "seconds": round(seconds, 1)}
     nbformat.write(nb, path)
     return seconds

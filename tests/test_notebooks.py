@@ -75,12 +75,14 @@ def problems(name, nb, package_hash=None):
     else:
         if stamp.get("code_hash") != RUNNER.code_hash(nb):
             found.append(f"{name}: stale: its code cells changed since the outputs were stored; {rerun}")
-        files = stamp.get("package_files") or []
+        files = stamp.get("package_files") or {}
         current = RUNNER.package_hash(files) if package_hash is None else package_hash
-        if not any(f.endswith(".py") for f in files):
+        if not isinstance(files, dict) or not any(f.endswith(".py") for f in files):
             found.append(f"{name}: the stamp lists no numpyvae module the run imported; {rerun}")
         elif stamp.get("package_hash") != current:
-            found.append(f"{name}: stale: the numpyvae package changed since the outputs were stored; {rerun}")
+            changed = [f for f, h in sorted(files.items()) if RUNNER.file_hash(f) != h]
+            found.append(f"{name}: stale: the numpyvae package changed since the outputs were stored "
+                         f"({', '.join(changed) or 'its stamp'}); {rerun}")
     expected = FIGURES.get(name)
     if expected is not None and _images(nb) != expected:
         found.append(f"{name}: {_images(nb)} figures stored (image/png outputs), expected {expected}; {rerun}")
