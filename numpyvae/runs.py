@@ -7,7 +7,8 @@ history and the figures.  Two rules keep it whole:
   ``.numpyvae.lock``, holding its process id and host name.  A second
   trainer is refused (RunExistsError naming the pid).  A lock whose process
   is dead (it was killed with ``kill -9``, or the machine rebooted) is stale:
-  the next trainer takes it over and says so.
+  the next trainer takes it over and says so.  (Where there is no ``flock``,
+  i.e. on Windows, a lock naming another pid is respected until deleted.)
 - **no silent overwrite**: a new run in a folder that already holds one is
   refused unless it is the run being resumed (``--resume``) or the caller
   says ``--force`` (then the old run's files are removed first, so the
@@ -40,9 +41,11 @@ RUN_FILES = (CHECKPOINT, *HISTORY, *FIGURES)
 
 
 def process_alive(pid):
-    """True if a process with this id exists on this machine (it may belong to another user)."""
+    """True if a process with this id may exist on this machine (it may belong to another user)."""
     if pid <= 0:
         return False
+    if os.name == "nt":            # there os.kill(pid, 0) would terminate the process: assume it lives
+        return True
     try:
         os.kill(pid, 0)            # signal 0: only checks that the process exists
     except ProcessLookupError:
@@ -101,8 +104,9 @@ class RunFolder:
 
     def _refuse(self, pid):
         who = "another trainer" if pid is None else f"another trainer (pid {pid})"
+        stale = "" if fcntl is not None else f" (if none is running, delete {self.lock_path!r})"
         raise RunExistsError(f"--out {self.folder!r}: {who} is writing this folder; wait for it to finish, "
-                             "stop it, or choose another --out")
+                             f"stop it, or choose another --out{stale}")
 
     def acquire(self):
         """Take the folder's lock, or raise RunExistsError if a live trainer holds it."""

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from numpyvae import checkpoint as ckpt
-from numpyvae import fileio
+from numpyvae import fileio, runs
 from numpyvae.cli import main
 from numpyvae.runs import LOCK_NAME, RunFolder
 
@@ -161,6 +161,18 @@ def test_a_stale_lock_and_orphan_temporary_files_are_cleaned_up(tmp_path, capsys
     (tmp_path / LOCK_NAME).write_text("garbled {")            # a kill between creating and writing it
     got, _, err = cli(capsys, "train", "--resume", tmp_path / "checkpoint.npz", "--epochs", "2", "-q", "--no-plots")
     assert got == 0 and not (tmp_path / LOCK_NAME).exists(), err
+
+
+def test_without_flock_the_pid_in_the_lock_decides(tmp_path, capsys, monkeypatch):
+    """Windows has no flock: a lock naming a live process is respected, one naming a dead process is taken over."""
+    monkeypatch.setattr(runs, "fcntl", None)
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": os.getppid(), "host": "here"}))     # alive: our parent
+    got, _, err = cli(capsys, "train", "--epochs", "1", "--out", tmp_path, *TINY)
+    assert got == 2 and f"another trainer (pid {os.getppid()})" in err and "delete" in err, err
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": int(dead.stdout), "host": "here"}))
+    got, _, err = cli(capsys, "train", "--epochs", "1", "--out", tmp_path, "-q", *TINY)
+    assert got == 0 and f"stale lock of pid {int(dead.stdout)}" in err and not (tmp_path / LOCK_NAME).exists(), err
 
 
 # ---- a full disk, a read-only folder -----------------------------------------------------------------
