@@ -21,7 +21,7 @@ NOTEBOOKS = ROOT / "notebooks"
 FIGURES = {
     "01-the-elbo-on-an-exact-model.ipynb": 3,
     "02-layers-and-backward-passes.ipynb": 4,
-    "03-the-reparameterization-trick.ipynb": 4,
+    "03-the-reparameterization-trick.ipynb": 5,
     "04-monte-carlo-kl-and-iwae.ipynb": 4,
     "05-training-a-vae.ipynb": 5,
     "06-latent-space-beta-and-collapse.ipynb": 6,
