@@ -21,7 +21,7 @@ import sys
 import tomllib
 from importlib import metadata
 
-from run import NOT_SAMPLED
+from run import NOT_SAMPLED, in_sample
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # scratch folder: the repository copies and the cosmic-ray sessions (not committed)
@@ -62,7 +62,7 @@ def module_results(module):
         if not c.execute("select name from sqlite_master where name = 'work_results'").fetchone():
             return None                       # a session still being created
         rows = c.execute("""select s.operator_name, s.occurrence, s.start_pos_row, s.definition_name,
-                                   r.worker_outcome, r.test_outcome, r.diff, s.job_id, r.output
+                                   r.worker_outcome, r.test_outcome, r.diff, s.job_id, r.output, s.start_pos_col
                             from mutation_specs s left join work_results r on r.job_id = s.job_id
                             order by s.start_pos_row, s.operator_name, s.occurrence""").fetchall()
     info_path = os.path.join(WORK, "sessions", f"{module}.json")
@@ -84,12 +84,13 @@ def write(cfg):
         rows, info = got
         pass1 = set(info.get("pass1_survivors", []))
         n = dict.fromkeys(total, 0)
-        for op, occ, row, definition, worker, test, diff, job, output in rows:
+        fraction = cfg["modules"][module].get("sample", 1.0)
+        for op, occ, row, definition, worker, test, diff, job, output, col in rows:
             n["mutants"] += 1
-            if worker == "SKIPPED" and output == NOT_SAMPLED:
-                n["unsampled"] += 1
-            elif worker == "SKIPPED":
+            if worker == "SKIPPED" and output != NOT_SAMPLED:
                 n["skipped"] += 1
+            elif not in_sample(module, row, col, op, occ, fraction):
+                n["unsampled"] += 1         # outside the sample: not counted, even if it was run
             elif worker is None:
                 n["pending"] += 1
             elif test == "KILLED":
@@ -141,9 +142,10 @@ How the mutants were chosen:
   {total['skipped']} mutants of operators that config.toml skips, with the reason there (bit-shift,
   bitwise, floor-division and modulo replacements of float arithmetic, `~`/`not` for unary minus,
   `is` for comparisons);
-* a reproducible sample (config.toml `sample`, chosen by hash in run.py) of each module's other
-  mutants, because the run had to fit in the time the shared machine had: {total['unsampled']} not
-  sampled.  estimators.py ran in full.
+* a reproducible sample (config.toml `sample`, chosen by hash in run.py `in_sample`) of each
+  module's other mutants, because the run had to fit in the time the shared machine had:
+  {total['unsampled']} mutants outside the samples are not counted (some of them were run before the
+  sample was set; their results are left out whatever they were).  estimators.py and mlp.py ran in full.
 
 Pass 1 runs the module's own fast tests (`tests` in mutation/config.toml); a pass-1 survivor then
 meets the slower rest of the suite that exercises the module (`more`: whole-model gradient checks,

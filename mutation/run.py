@@ -98,6 +98,12 @@ def survivors(db):
         return [r[0] for r in c.execute("select job_id from work_results where test_outcome = 'SURVIVED'")]
 
 
+def in_sample(module, row, col, operator, occurrence, fraction):
+    """Is this mutant in the module's sample?  A reproducible choice by hash (fraction 1: all)."""
+    h = int(hashlib.sha256(f"{module}:{row}:{col}:{operator}:{occurrence}".encode()).hexdigest(), 16)
+    return h % 10_000 < fraction * 10_000
+
+
 def sample_pending(db, module, fraction):
     """Mark all but a reproducible fraction of the not-yet-run mutants as skipped ("not sampled").
 
@@ -108,11 +114,8 @@ def sample_pending(db, module, fraction):
         rows = c.execute("""select s.job_id, s.start_pos_row, s.start_pos_col, s.operator_name, s.occurrence
                             from mutation_specs s left join work_results r on r.job_id = s.job_id
                             where r.job_id is null""").fetchall()
-        out = []
-        for job, row, col, op, occ in rows:
-            h = int(hashlib.sha256(f"{module}:{row}:{col}:{op}:{occ}".encode()).hexdigest(), 16)
-            if h % 10_000 >= fraction * 10_000:
-                out.append(("SKIPPED", NOT_SAMPLED, None, None, job))
+        out = [("SKIPPED", NOT_SAMPLED, None, None, job) for job, row, col, op, occ in rows
+               if not in_sample(module, row, col, op, occ, fraction)]
         c.executemany("insert into work_results (worker_outcome, output, test_outcome, diff, job_id) "
                       "values (?, ?, ?, ?, ?)", out)
 
