@@ -89,3 +89,21 @@ def test_kl_to_posterior_matches_the_textbook_formula_for_one_and_many_q():
     single = model.kl_to_posterior(x, m[0], logvar[0])          # one q: shapes (Z,) -> scalar
     assert np.shape(single) == () and abs(single - expected[0]) < 1e-10 * abs(expected[0]), \
         f"one q: ours {single} vs expected {expected[0]}"
+
+
+def test_sample_is_z_then_noise_from_the_generator():
+    """x = W z + b + sqrt(s2) * e, with z (n, Z) drawn first and e (n, D) next from the same generator."""
+    model = LinearGaussian(np.array([[1.0, 2.0], [0.5, -1.0], [0.0, 3.0]]), np.array([0.1, 0.2, 0.3]), 0.25)
+    z, x = model.sample(4, np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    z_expected = rng.standard_normal((4, 2))
+    x_expected = z_expected @ model.W.T + model.b + 0.5 * rng.standard_normal((4, 3))
+    np.testing.assert_array_equal(z, z_expected, err_msg="z: ours vs expected")
+    np.testing.assert_allclose(x, x_expected, rtol=1e-14, err_msg="x: ours vs expected")
+
+
+def test_b_longer_than_the_rows_of_w_is_refused_by_its_expected_shape():
+    with pytest.raises(InputError, match=r"b: expected shape \(3,\), got \(4,\)"):
+        LinearGaussian(np.zeros((3, 2)), np.zeros(4), 1.0)
+    with pytest.raises(InputError, match=r"b: expected shape \(3,\), got \(2,\)"):
+        LinearGaussian(np.zeros((3, 2)), np.zeros(2), 1.0)

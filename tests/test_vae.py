@@ -183,3 +183,30 @@ def test_parameter_count_in_the_refusal_is_exact():
         VAE(5000, [12000], 7)
     assert f"{expected:,} parameters" in str(err.value), f"ours {err.value} vs expected {expected:,} parameters"
     assert expected > 100_000_000 > expected - 12001 * 5000, "the example must cross the limit"
+
+
+def test_parameter_count_of_a_gaussian_decoder_counts_means_and_log_variances():
+    # decoder 7 -> 12000 -> 2 * 5000 (means then log-variances)
+    expected = 5001 * 12000 + 12001 * 14 + 8 * 12000 + 12001 * 10000
+    with pytest.raises(InputError) as err:
+        VAE(5000, [12000], 7, likelihood="gaussian")
+    assert f"{expected:,} parameters" in str(err.value), f"ours {err.value} vs expected {expected:,} parameters"
+
+
+def test_estimate_defaults_to_one_sample():
+    x = np.random.default_rng(1).uniform(size=(3, 6))
+    m = small_model()
+    ours = m.estimate(x, np.random.default_rng(4), "mc").elbo
+    mu, logvar, z, out, log_px, _ = m.forward(x, m.draw_eps(np.random.default_rng(4), 1, 3))
+    expected = ESTIMATORS["mc"](log_px, z, mu, logvar).elbo
+    assert np.array_equal(ours, expected), f"ours {ours} vs expected {expected} (one eps per example)"
+
+
+def test_k_times_batch_rows_are_bounded(monkeypatch):
+    import numpyvae.vae as vae_module
+    m = small_model()                                   # widest layer: 6 numbers per row
+    monkeypatch.setattr(vae_module, "MAX_ACTIVATIONS", 50)
+    x = np.random.default_rng(2).uniform(size=(2, 6))
+    m.loss_and_grads(x, eps=np.zeros((4, 2, 2)))        # 8 rows x 6 = 48: allowed
+    with pytest.raises(InputError, match=r"eps: k \* batch: 10 rows"):
+        m.loss_and_grads(x, eps=np.zeros((5, 2, 2)))    # 10 rows x 6 = 60 > 50
