@@ -57,10 +57,16 @@ def _show_grid(ax, grid, title):
 
 def _column(history, key):
     """The history's values of ``key`` as floats (NaN where None); InputError if a row lacks it."""
+    values = []
     for i, row in enumerate(history):
-        if key not in row:
-            raise InputError(f"history[{i}]: expected a key {key!r} (rows have {sorted(row)})")
-    return np.array([np.nan if row[key] is None else float(row[key]) for row in history])
+        if not isinstance(row, dict) or key not in row:
+            have = sorted(row) if isinstance(row, dict) else type(row).__name__
+            raise InputError(f"history[{i}]: expected a dict with a key {key!r}, got {have}")
+        try:
+            values.append(np.nan if row[key] is None else float(row[key]))
+        except (TypeError, ValueError):
+            raise InputError(f"history[{i}][{key!r}]: expected a number or None, got {row[key]!r}") from None
+    return np.array(values)
 
 
 def learning_curves(history):

@@ -112,7 +112,7 @@ def test_learning_curves_at_beta_one_without_test_set_draw_no_duplicate_objectiv
     assert set(_lines(fig.axes[1])) == {"train reconstruction -E_q log p(x|z)", "train KL(q(z|x) || p(z))"}
 
 
-@pytest.mark.parametrize("bad", [[], [{"epoch": 1}], "history"])
+@pytest.mark.parametrize("bad", [[], [{"epoch": 1}], "history", [5], [dict(_history([1.0])[0], train_kl="a lot")]])
 def test_learning_curves_refuse_rows_without_the_keys(bad):
     with pytest.raises(InputError, match="history"):
         plots.learning_curves(bad)
