@@ -93,6 +93,13 @@ def cr(*args, cwd):
                    env=dict(os.environ, PYTHONPATH=cwd, NUMPYVAE_HYPOTHESIS="mutation"))
 
 
+def survivors_table_ready(db):
+    """Did cosmic-ray init finish on this session (an interrupted init leaves no mutants)?"""
+    with sqlite3.connect(db) as c:
+        return bool(c.execute("select name from sqlite_master where name = 'mutation_specs'").fetchone()
+                    and c.execute("select count(*) from mutation_specs").fetchone()[0])
+
+
 def survivors(db):
     with sqlite3.connect(db) as c:
         return [r[0] for r in c.execute("select job_id from work_results where test_outcome = 'SURVIVED'")]
@@ -139,7 +146,7 @@ def run_module(module, lane_dir, repo, sock, cfg, rerun=False, resume=False):
         again = survivors(db)
         with sqlite3.connect(db) as c:
             c.executemany("delete from work_results where job_id = ?", [(j,) for j in again])
-    elif resume and os.path.exists(db):
+    elif resume and os.path.exists(db) and survivors_table_ready(db):
         pass            # cosmic-ray exec runs only the mutants without a result yet
     else:
         if os.path.exists(db):
