@@ -37,7 +37,13 @@ def save_figure(fig, path, dpi=110):
 
 def image_grid(images, image_shape, n_cols):
     """Tile images (N, h*w) into one (rows*h + gaps, n_cols*w + gaps) array, 1-pixel white gaps."""
-    h, w = image_shape
+    images = np.asarray(images)
+    try:
+        h, w = (int(v) for v in image_shape)
+    except (TypeError, ValueError):
+        raise InputError(f"image_shape: expected (height, width), got {image_shape!r}") from None
+    if images.ndim != 2 or images.shape[1] != h * w:
+        raise InputError(f"image_shape: {h} x {w} = {h * w} pixels, but the images have shape {images.shape}")
     n_rows = int(np.ceil(len(images) / n_cols))
     grid = np.ones((n_rows * (h + 1) - 1, n_cols * (w + 1) - 1))
     for i, img in enumerate(images):

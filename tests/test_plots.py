@@ -221,3 +221,9 @@ def test_latent_scatter_1d_puts_mu_against_the_label():
         _assert_close(f"class {c}: mu_1", pts[:, 0], mu[labels == c, 0])
         assert np.all(np.abs(pts[:, 1] - c) <= 0.2), f"class {c}: heights {pts[:, 1]} not within 0.2 of {c}"
     assert "mu_1" in ax.get_xlabel() and "label" in ax.get_ylabel()
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (4,), "4x4", None])
+def test_an_image_shape_that_does_not_fit_the_pixels_is_refused(shape):
+    with pytest.raises(InputError, match="image_shape"):
+        plots.reconstructions(_model(), _x(3), shape)
