@@ -560,6 +560,7 @@ def main(argv=None):
     finally:
         if previous is not None:
             signal.signal(sigterm, previous)
+        _settle(sys.stderr)                     # a log reader that left must not fail Python's exit
 
 
 def _out(line):
@@ -586,6 +587,18 @@ def _tell_stderr(line):
 def _in_main_thread():
     import threading
     return threading.current_thread() is threading.main_thread()
+
+
+def _settle(stream):
+    """Flush a stream; if its reader is gone, send what it still holds to /dev/null."""
+    try:
+        stream.flush()
+    except (OSError, ValueError):
+        _discard(stream)
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def _discard(stream):

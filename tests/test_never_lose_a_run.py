@@ -327,6 +327,14 @@ def test_a_closed_pipe_ends_quietly(tmp_path, capsys):
     proc.stdout.close()                                     # like `head` exiting before the first line
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141 and err == "", f"ours exit {proc.returncode}, stderr {err!r}"
+    # `train 2>&1 | head -2`: the log reader leaves early; the run still finishes, saved, and exits like `yes | head`
+    read, write = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "numpyvae", "train", "--epochs", "3", "--out", str(tmp_path / "log"),
+                             *TINY], stdout=write, stderr=write, env=env)
+    os.close(write)
+    os.close(read)
+    assert proc.wait(timeout=120) == 141, f"ours exit {proc.returncode} vs expected 141"
+    assert len(json.loads((tmp_path / "log" / "history.json").read_text())) == 3
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
