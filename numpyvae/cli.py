@@ -21,7 +21,7 @@ import numpy as np
 
 from . import __version__
 from . import checkpoint as ckpt
-from .errors import CheckpointError, FileError, InputError, NumpyVAEError
+from .errors import CheckpointError, FileError, InputError, NumpyVAEError, TrainingError
 from .fileio import describe_os_error
 from .estimators import ESTIMATORS
 from .layers import ACTIVATIONS
@@ -346,16 +346,17 @@ def _train_and_save(trainer, run, epochs, info):
         if epochs == 0:                          # a new run asked for no training: save the initial model
             trainer.save(path, info)
             saved["epoch"] = 0
-    except FileError as exc:
-        then = f"; once that is fixed, go on with --resume {path}"
+    except (FileError, TrainingError) as exc:
+        then = f"; once that is fixed, go on with --resume {path}" if isinstance(exc, FileError) else ""
         if saved["epoch"] is not None:
             kept = f"{CHECKPOINT} holds epoch {saved['epoch']}{then}"
         elif start[1]:
             kept = f"{CHECKPOINT} still holds the run as it was resumed (epoch {start[0]}, step {start[1]}){then}"
         else:
             kept = "nothing had been saved yet"
-        raise FileError(f"{exc}; training stopped at epoch {trainer.epoch}, step {trainer.step}. "
-                        f"The files saved before are intact: {kept}") from None
+        stopped = "" if isinstance(exc, TrainingError) else \
+            f"; training stopped at epoch {trainer.epoch}, step {trainer.step}"
+        raise type(exc)(f"{exc}{stopped}. The files saved before are intact: {kept}") from None
     except KeyboardInterrupt as exc:
         _tell_stderr(f"resume with: python -m numpyvae train --resume {path}")
         exc.reported = True                     # the trainer said what it saved

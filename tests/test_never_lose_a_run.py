@@ -226,6 +226,25 @@ def test_a_failing_history_write_names_it_and_keeps_the_checkpoint(tmp_path, cap
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
 
+def test_a_diverging_run_keeps_its_last_good_epoch_and_says_so(tmp_path, capsys, monkeypatch):
+    from numpyvae.errors import TrainingError
+    from numpyvae.train import Trainer
+    step = Trainer.train_step
+
+    def diverge(self, xb):                   # epoch 2 (22 steps an epoch) goes NaN
+        if self.step == 30:
+            raise TrainingError("loss became nan at step 31 (epoch 2, batch 9); lower the learning rate")
+        return step(self, xb)
+
+    monkeypatch.setattr(Trainer, "train_step", diverge)
+    got, _, err = cli(capsys, "train", "--epochs", "3", "--out", tmp_path, "-q", *TINY)
+    line = one_error_line(err)
+    assert got == 2 and "loss became nan at step 31" in line and "checkpoint.npz holds epoch 1" in line, line
+    assert "--resume" not in line, "resuming a diverged run with the same settings would diverge again"
+    assert counters(tmp_path / "checkpoint.npz")["epoch"] == 1
+    assert len(json.loads((tmp_path / "history.json").read_text())) == 1
+
+
 def read_only_folder(folder):
     """Make ``folder`` read-only for real: chmod for a normal user; as root, a read-only tmpfs or None."""
     if os.geteuid() != 0:
