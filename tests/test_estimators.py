@@ -120,3 +120,29 @@ def test_analytic_partials_are_minus_beta_times_the_kl_gradient():
     assert_close("analytic dmu", est.dmu, -0.3 * mu)
     assert_close("analytic dlogvar", est.dlogvar, -0.3 * 0.5 * (np.exp(logvar) - 1))
     assert_close("analytic dlog_px", est.dlog_px, np.full_like(log_px, 1 / len(log_px)))
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_beta_defaults_to_one(name):
+    from numpyvae.estimators import log_weights
+    log_px, z, mu, logvar = inputs(5)
+    ours, expected = ESTIMATORS[name](log_px, z, mu, logvar), ESTIMATORS[name](log_px, z, mu, logvar, 1.0)
+    assert np.array_equal(ours.elbo, expected.elbo), f"{name}: ours {ours.elbo} vs expected {expected.elbo}"
+    lw = log_weights(log_px, z, mu, logvar)
+    assert np.array_equal(lw, log_weights(log_px, z, mu, logvar, 1.0)), f"log_weights default: ours {lw}"
+
+
+@pytest.mark.parametrize("shapes, what", [
+    (((4, 3), (4, 2, 2), (2, 2), (2, 2)), "z has 2 examples, log_px 3"),
+    (((4, 3), (4, 3, 3), (3, 2), (3, 2)), "mu narrower than z"),
+    (((4, 3), (4, 3, 2), (3, 2), (3, 3)), "logvar wider than mu"),
+    (((4, 3), (4, 3, 2), (3, 2), (3, 1)), "logvar narrower than mu"),
+    (((4, 3), (4, 3), (3, 2), (3, 2)), "z without its latent axis"),
+])
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_inconsistent_shapes_are_refused(name, shapes, what):
+    from numpyvae import InputError
+    arrays = [np.zeros(s) for s in shapes]
+    with pytest.raises(InputError, match=r"log_px, z, mu, logvar: expected shapes \(K, B\), \(K, B, Z\)"):
+        ESTIMATORS[name](*arrays)
+        pytest.fail(f"{name}: {what}: accepted, expected InputError")

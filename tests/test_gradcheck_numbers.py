@@ -27,8 +27,9 @@ def test_both_stencils_give_the_derivative_of_a_cubic(order, tol):
 
 
 def test_numerical_gradient_refuses_float32_and_unknown_orders():
-    with pytest.raises(InputError, match="float64"):
-        numerical_gradient(lambda: 0.0, np.zeros(2, dtype=np.float32))
+    for dtype in (np.float32, np.complex128, np.longdouble):
+        with pytest.raises(InputError, match="float64"):
+            numerical_gradient(lambda: 0.0, np.zeros(2, dtype=dtype))
     with pytest.raises(InputError, match="order"):
         numerical_gradient(lambda: 0.0, np.zeros(2), order=3)
 
@@ -199,3 +200,27 @@ def test_a_gradient_held_as_a_list_is_checked_as_numbers():
     layer = ListGrad(3, rng)
     checks = {c.name: c for c in check_layer(layer, rng.standard_normal((4, 3)), rng)}
     assert checks["gamma"].error < TOL, str(checks["gamma"])
+
+
+class Guarded:
+    """out = x * w, whose forward refuses w > 10 -- and w has no gradient."""
+
+    def __init__(self):
+        self.w = np.full(3, 6.0)
+
+    def forward(self, x):
+        if np.any(self.w > 10):
+            raise ValueError("w out of range")
+        self.x = x
+        return x * self.w
+
+    def backward(self, dout):
+        return dout * self.w
+
+
+def test_an_array_whose_perturbation_makes_forward_raise_counts_as_a_parameter():
+    """The probe moves w from 6 to 6 + 0.5 + |6| = 12.5, which forward refuses: that counts as a change."""
+    rng = np.random.default_rng(7)
+    layer = Guarded()
+    with pytest.raises(InputError, match=r"w changes the output but has no gradient"):
+        check_layer(layer, rng.standard_normal((2, 3)), rng)
