@@ -229,12 +229,13 @@ def latent_manifold(model, image_shape, n=15):
     z = np.array([[z1, z2] for z2 in q[::-1] for z1 in q], dtype=model.dtype)   # top row = largest z_2
     grid = image_grid(model.mean_image(model.decode(z)), image_shape, n)
     h, w = image_shape
-    fig = Figure(figsize=(7.5, 7.5), layout="constrained")
+    aspect = grid.shape[0] / grid.shape[1]                       # tall images (faces) make a tall grid
+    fig = Figure(figsize=(7.5 / max(1.0, aspect), 7.5 * min(1.0, aspect) + 0.6), layout="constrained")
     ax = fig.subplots()
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     centres_x = np.arange(n) * (w + 1) + (w - 1) / 2
     centres_y = np.arange(n) * (h + 1) + (h - 1) / 2
-    every = max(1, n // 8)
+    every = int(np.ceil(n / 8))                                  # at most 8 labels per axis, so they never overlap
     label = lambda v: f"{round(float(v), 2) + 0.0:.2f}"       # + 0.0: the middle of the grid is 0.00, not -0.00
     ax.set_xticks(centres_x[::every], [label(v) for v in q[::every]])
     ax.set_yticks(centres_y[::every], [label(v) for v in q[::-1][::every]])
