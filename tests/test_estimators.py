@@ -135,9 +135,11 @@ def test_beta_defaults_to_one(name):
 @pytest.mark.parametrize("shapes, what", [
     (((4, 3), (4, 2, 2), (2, 2), (2, 2)), "z has 2 examples, log_px 3"),
     (((4, 3), (4, 3, 3), (3, 2), (3, 2)), "mu narrower than z"),
+    (((4, 3), (4, 3, 2), (3, 3), (3, 3)), "mu wider than z"),
     (((4, 3), (4, 3, 2), (3, 2), (3, 3)), "logvar wider than mu"),
     (((4, 3), (4, 3, 2), (3, 2), (3, 1)), "logvar narrower than mu"),
     (((4, 3), (4, 3), (3, 2), (3, 2)), "z without its latent axis"),
+    (((4, 3), (4, 3, 2, 1), (3, 2, 1), (3, 2, 1)), "z with an extra axis"),
 ])
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_inconsistent_shapes_are_refused(name, shapes, what):
