@@ -75,15 +75,34 @@ def _column(history, key):
     return np.array(values)
 
 
+def _focus(ax, series):
+    """Fit the y-axis to the curves after their first few epochs, when an early value would squash them.
+
+    series: list of 1-D arrays (NaN allowed).  The first epochs of a run often
+    sit far above the rest (Frey Face: +330 nats, then -800); they are left
+    off the top, and the returned x-axis label says so (None: nothing cut).
+    """
+    values = np.array([v for v in series if not np.all(np.isnan(v))])
+    if values.size == 0 or values.shape[1] < 10:
+        return None
+    skip = max(1, values.shape[1] // 20)
+    lo, hi = np.nanmin(values), np.nanmax(values[:, skip:])
+    span = max(hi - lo, 1e-12)
+    if np.nanmax(values) > hi + span:                # the early values would take most of the panel
+        ax.set_ylim(lo - 0.05 * span, hi + 0.15 * span)
+        return f"epoch (the first {skip} reach above the top)"
+    return None
+
+
 def learning_curves(history):
-    """Two panels against the epoch, all in nats per example.
+    """Three panels against the epoch, all in nats per example.
 
     Left: the training objective that was minimised (beta-weighted; drawn
     only when beta != 1 at some epoch, else it is the -ELBO), the training
-    -ELBO at beta = 1 and the test -ELBO.  Right: the two terms of the
-    -ELBO separately, reconstruction -E_q log p(x|z) and KL(q(z|x) || p(z)),
-    train and test.  When beta changes during training (KL warm-up) it is
-    drawn on a second axis of the left panel.
+    -ELBO at beta = 1 and the test -ELBO; when beta changes during training
+    (KL warm-up) it is drawn on a second axis.  Middle and right: the two
+    terms of the -ELBO, each on its own scale: the reconstruction term
+    -E_q log p(x|z) and KL(q(z|x) || p(z)), train and test.
 
     history : the list of dict rows of ``Trainer.run`` (keys epoch, beta,
               train_objective, train_neg_elbo, train_recon, train_kl,
@@ -94,18 +113,19 @@ def learning_curves(history):
     epoch = _column(history, "epoch")
     beta = _column(history, "beta")
     style = dict(marker="o", markersize=3) if len(history) <= 30 else {}
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    ax_bound, ax_terms = fig.subplots(1, 2)
+    fig = Figure(figsize=(15, 4), layout="constrained")
+    ax_bound, ax_recon, ax_kl = fig.subplots(1, 3)
 
     objective, neg_elbo = _column(history, "train_objective"), _column(history, "train_neg_elbo")
+    test = _column(history, "test_neg_elbo")
     ax_bound.plot(epoch, neg_elbo, color="C0", label="train -ELBO (beta = 1)", **style)
     if np.any(beta != 1):                     # at beta = 1 the objective is the -ELBO itself
         ax_bound.plot(epoch, objective, color="C0", linestyle="--",
                       label="train objective (beta-weighted, minimised)", **style)
-    test = _column(history, "test_neg_elbo")
     if not np.all(np.isnan(test)):
         ax_bound.plot(epoch, test, color="C1", label="test -ELBO (beta = 1)", **style)
-    ax_bound.set_title("Loss: -ELBO (lower is better)")
+    xlabels = {ax_bound: _focus(ax_bound, [neg_elbo, objective, test])}
+    ax_bound.set_title("Loss: -ELBO = reconstruction + KL")
     ax_bound.set_ylabel(f"-ELBO, {NATS}")
     if np.ptp(beta) > 0:
         ax_beta = ax_bound.twinx()
@@ -118,17 +138,20 @@ def learning_curves(history):
     else:
         ax_bound.legend(fontsize="small", title=f"beta = {beta[0]:g}")
 
-    for split, color in (("train", "C0"), ("test", "C1")):
-        recon, kl = _column(history, f"{split}_recon"), _column(history, f"{split}_kl")
-        if np.all(np.isnan(recon)):
-            continue
-        ax_terms.plot(epoch, recon, color=color, label=f"{split} reconstruction -E_q log p(x|z)", **style)
-        ax_terms.plot(epoch, kl, color=color, linestyle="--", label=f"{split} KL(q(z|x) || p(z))", **style)
-    ax_terms.set_title("The two terms: -ELBO = reconstruction + KL")
-    ax_terms.set_ylabel(NATS)
-    ax_terms.legend(fontsize="small")
-    for ax in (ax_bound, ax_terms):
-        ax.set_xlabel("epoch")
+    for ax, key, title, label in ((ax_recon, "recon", "Reconstruction term", "reconstruction -E_q log p(x|z)"),
+                                  (ax_kl, "kl", "KL term", "KL(q(z|x) || p(z))")):
+        curves = []
+        for split, color in (("train", "C0"), ("test", "C1")):
+            values = _column(history, f"{split}_{key}")
+            if not np.all(np.isnan(values)):
+                ax.plot(epoch, values, color=color, label=f"{split} {label}", **style)
+                curves.append(values)
+        xlabels[ax] = _focus(ax, curves)
+        ax.set_title(title)
+        ax.set_ylabel(NATS)
+        ax.legend(fontsize="small")
+    for ax in (ax_bound, ax_recon, ax_kl):
+        ax.set_xlabel(xlabels[ax] or "epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     return fig

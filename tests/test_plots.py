@@ -80,8 +80,8 @@ def test_learning_curves_show_objective_elbo_and_terms_with_integer_epoch_ticks(
     history = _history([0.2, 0.6, 1.0])
     fig = _drawn(plots.learning_curves(history))
     assert isinstance(fig, Figure)
-    ax_bound, ax_terms = fig.axes[:2]
-    for ax in (ax_bound, ax_terms):
+    ax_bound, ax_recon, ax_kl = fig.axes[:3]
+    for ax in (ax_bound, ax_recon, ax_kl):
         assert _labelled(ax) and ax.get_xlabel() == "epoch", (ax.get_title(), ax.get_xlabel(), ax.get_ylabel())
         assert "nats per example" in ax.get_ylabel(), ax.get_ylabel()
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
@@ -91,25 +91,40 @@ def test_learning_curves_show_objective_elbo_and_terms_with_integer_epoch_ticks(
     _assert_close("objective", bound["train objective (beta-weighted, minimised)"].get_ydata(),
                   [r["train_objective"] for r in history])
     _assert_close("test -ELBO", bound["test -ELBO (beta = 1)"].get_ydata(), [r["test_neg_elbo"] for r in history])
-    beta_axis = fig.axes[2]                                  # warm-up: beta on a second axis
+    beta_axis = fig.axes[3]                                  # warm-up: beta on a second axis
     _assert_close("beta", _lines(beta_axis)["beta (KL weight)"].get_ydata(), [0.2, 0.6, 1.0])
     legend = [t.get_text() for t in beta_axis.get_legend().get_texts()]   # one legend names all four lines
     assert legend == ["train -ELBO (beta = 1)", "train objective (beta-weighted, minimised)",
                       "test -ELBO (beta = 1)", "beta (KL weight)"], legend
-    terms = _lines(ax_terms)
     for split in ("train", "test"):
-        _assert_close(f"{split} recon", terms[f"{split} reconstruction -E_q log p(x|z)"].get_ydata(),
+        _assert_close(f"{split} recon", _lines(ax_recon)[f"{split} reconstruction -E_q log p(x|z)"].get_ydata(),
                       [r[f"{split}_recon"] for r in history])
-        _assert_close(f"{split} kl", terms[f"{split} KL(q(z|x) || p(z))"].get_ydata(), [r[f"{split}_kl"] for r in history])
+        _assert_close(f"{split} kl", _lines(ax_kl)[f"{split} KL(q(z|x) || p(z))"].get_ydata(),
+                      [r[f"{split}_kl"] for r in history])
 
 
 def test_learning_curves_at_beta_one_without_test_set_draw_no_duplicate_objective():
     history = _history([1.0, 1.0], test=False)
     history[1]["train_objective"] *= 1 + 1e-7      # float32 sums: the objective and the -ELBO differ in the last digits
     fig = plots.learning_curves(history)
-    assert len(fig.axes) == 2, f"no beta axis expected when beta is constant, got {len(fig.axes)} axes"
+    assert len(fig.axes) == 3, f"no beta axis expected when beta is constant, got {len(fig.axes)} axes"
     assert set(_lines(fig.axes[0])) == {"train -ELBO (beta = 1)"}, set(_lines(fig.axes[0]))
-    assert set(_lines(fig.axes[1])) == {"train reconstruction -E_q log p(x|z)", "train KL(q(z|x) || p(z))"}
+    assert set(_lines(fig.axes[1])) == {"train reconstruction -E_q log p(x|z)"}, set(_lines(fig.axes[1]))
+    assert set(_lines(fig.axes[2])) == {"train KL(q(z|x) || p(z))"}, set(_lines(fig.axes[2]))
+
+
+def test_learning_curves_leave_a_far_first_epoch_off_the_top():
+    history = _history([1.0] * 40)
+    for i, row in enumerate(history):                # Frey-like: +330 nats at epoch 1, then about -800
+        row["train_neg_elbo"] = row["train_objective"] = 330.0 if i == 0 else -800.0 - i
+        row["test_neg_elbo"] = -65.0 if i == 0 else -790.0 - i
+    ax = _drawn(plots.learning_curves(history)).axes[0]
+    low, high = ax.get_ylim()
+    late = [r[key] for r in history[2:] for key in ("train_neg_elbo", "test_neg_elbo")]
+    assert high < 330 and low <= min(late) and high >= max(late), f"ylim {low, high} vs late values {min(late), max(late)}"
+    assert "above the top" in ax.get_xlabel(), f"no note that the first epochs are cut off: {ax.get_xlabel()!r}"
+    short = _drawn(plots.learning_curves(_history([1.0] * 3))).axes[0]   # no cut when nothing is far off
+    assert short.get_xlabel() == "epoch", short.get_xlabel()
 
 
 @pytest.mark.parametrize("bad", [[], [{"epoch": 1}], "history", [5], [dict(_history([1.0])[0], train_kl="a lot")]])
