@@ -90,7 +90,7 @@ def _focus(ax, series):
     span = max(hi - lo, 1e-12)
     if np.nanmax(values) > hi + span:                # the early values would take most of the panel
         ax.set_ylim(lo - 0.05 * span, hi + 0.15 * span)
-        return f"epoch (the first {skip} reach above the top)"
+        return "epoch (epoch 1 reaches above the top)" if skip == 1 else f"epoch (epochs 1-{skip} reach above the top)"
     return None
 
 
