@@ -45,8 +45,9 @@ def test_rel_error_and_compare_by_hand():
     assert not c.passed and "index (1, 0)" in str(c) and "ours 3 vs expected 3.5" in str(c), str(c)
     empty = compare("none", np.zeros(0), np.zeros(0))
     assert (empty.index, empty.ours, empty.expected, empty.error) == ((), 0.0, 0.0, 0.0), repr(empty)
-    with pytest.raises(InputError, match="shape"):
-        compare("g", np.zeros(2), np.zeros(3))
+    for a, b in ((2,), (3,)), ((3,), (2,)), ((2, 3), (3, 2)):
+        with pytest.raises(InputError, match="shape"):
+            compare("g", np.zeros(a), np.zeros(b))
 
 
 def test_check_function_uses_the_floor_of_the_function_value():
@@ -155,6 +156,16 @@ def test_the_floor_handed_to_compare_is_floor_times_max_of_one_and_abs_f(which, 
         lin.W *= 1e-3                      # f = sum(out * g) far below 1: the floor is FLOOR itself
         gc.check_layer(lin, 1e-3 * rng.standard_normal((2, 2)), rng)
         expected = FLOOR
+        assert floors and all(fl == pytest.approx(expected, rel=1e-12) for fl in floors), f"ours {floors} vs {expected}"
+        floors.clear()                     # and with |f| = 50: the floor is 50 * FLOOR
+        lin.b[:] = 0.0
+        x = np.full((1, 2), 5.0)
+        lin.W[:] = [[1.0, 0.0], [0.0, 0.0]]          # out = (5, 0); f = sum(out * g) with g from the rng
+        g_rng = np.random.default_rng(8)
+        g = g_rng.standard_normal((1, 2))
+        gc.check_layer(lin, x, np.random.default_rng(8))
+        expected = FLOOR * max(1.0, abs(5.0 * g[0, 0]))
+        assert abs(5.0 * g[0, 0]) > 1, "the example needs |f| > 1"
     assert floors and all(fl == pytest.approx(expected, rel=1e-12) for fl in floors), f"ours {floors} vs expected {expected}"
 
 
@@ -224,3 +235,23 @@ def test_an_array_whose_perturbation_makes_forward_raise_counts_as_a_parameter()
     layer = Guarded()
     with pytest.raises(InputError, match=r"w changes the output but has no gradient"):
         check_layer(layer, rng.standard_normal((2, 3)), rng)
+
+
+class FixedMask:
+    """out = x * mask with a fixed boolean mask (no float, no parameter): not refused, not checked."""
+
+    def __init__(self):
+        self.mask = np.array([True, False, True])
+
+    def forward(self, x):
+        self.x = x
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
+def test_a_boolean_array_is_no_parameter():
+    rng = np.random.default_rng(9)
+    checks = check_layer(FixedMask(), rng.standard_normal((2, 3)), rng)
+    assert [c.name for c in checks] == ["x"] and checks[0].error < TOL, [str(c) for c in checks]
