@@ -115,3 +115,21 @@ def test_mlp_is_linear_activation_linear_with_no_activation_after_the_last(sizes
     kinds = [type(layer).__name__ for layer in mlp.layers]
     expected = ["Linear", "Tanh"] * (len(sizes) - 2) + ["Linear"]
     assert kinds == expected, f"ours {kinds} vs expected {expected}"
+
+
+def test_activation_values_against_their_formulas():
+    """Forward values, not only self-consistent gradients: each activation on a grid across 0 and 1."""
+    x = np.array([[-3.0, -1.0, -0.5, 0.0, 0.25, 0.5, 1.0, 3.0]])
+    expected = {"relu": np.maximum(x, 0), "leaky_relu": np.where(x > 0, x, 0.01 * x), "tanh": np.tanh(x),
+                "sigmoid": 1 / (1 + np.exp(-x)), "softplus": np.log1p(np.exp(x))}
+    for name, want in expected.items():
+        ours = ACTIVATIONS[name]().forward(x.copy())
+        i = np.unravel_index(np.argmax(np.abs(ours - want)), x.shape)
+        assert np.allclose(ours, want, rtol=1e-12, atol=1e-15), f"{name} at x = {x[i]}: ours {ours[i]} vs expected {want[i]}"
+
+
+def test_linear_refuses_inputs_that_are_not_n_by_d_in():
+    lin = Linear(5, 3, dtype=np.float64)
+    for bad in (np.zeros((2, 4)), np.zeros((2, 5, 1)), np.zeros(5), [[0.0] * 5]):
+        with pytest.raises(InputError, match=r"x: expected shape \(N, 5\)"):
+            lin.forward(bad)
