@@ -124,10 +124,15 @@ def test_analytic_partials_are_minus_beta_times_the_kl_gradient():
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_beta_defaults_to_one(name):
+    """Both the checked estimator and its .kernel (which VAE.estimate calls without beta)."""
     from numpyvae.estimators import log_weights
     log_px, z, mu, logvar = inputs(5)
-    ours, expected = ESTIMATORS[name](log_px, z, mu, logvar), ESTIMATORS[name](log_px, z, mu, logvar, 1.0)
-    assert np.array_equal(ours.elbo, expected.elbo), f"{name}: ours {ours.elbo} vs expected {expected.elbo}"
+    expected = ESTIMATORS[name](log_px, z, mu, logvar, 1.0)
+    for fn in (ESTIMATORS[name], ESTIMATORS[name].kernel):
+        ours = fn(log_px, z, mu, logvar)
+        for field in ("elbo", "dmu", "dlogvar"):
+            a, b = getattr(ours, field), getattr(expected, field)
+            assert np.array_equal(a, b), f"{name} {fn.__qualname__} {field}: ours {a} vs expected {b} (beta = 1)"
     lw = log_weights(log_px, z, mu, logvar)
     assert np.array_equal(lw, log_weights(log_px, z, mu, logvar, 1.0)), f"log_weights default: ours {lw}"
 
@@ -140,6 +145,8 @@ def test_beta_defaults_to_one(name):
     (((4, 3), (4, 3, 2), (3, 2), (3, 1)), "logvar narrower than mu"),
     (((4, 3), (4, 3), (3, 2), (3, 2)), "z without its latent axis"),
     (((4, 3), (4, 3, 2, 1), (3, 2, 1), (3, 2, 1)), "z with an extra axis"),
+    (((4, 3), (4, 4, 2), (4, 2), (4, 2)), "z has 4 examples, log_px 3"),
+    (((4, 3), (4, 3), (3,), (3,)), "z, mu, logvar without their latent axis"),
 ])
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_inconsistent_shapes_are_refused(name, shapes, what):
@@ -148,3 +155,30 @@ def test_inconsistent_shapes_are_refused(name, shapes, what):
     with pytest.raises(InputError, match=r"log_px, z, mu, logvar: expected shapes \(K, B\), \(K, B, Z\)"):
         ESTIMATORS[name](*arrays)
         pytest.fail(f"{name}: {what}: accepted, expected InputError")
+
+
+def test_logsumexp_defaults_to_the_first_axis():
+    from scipy.special import logsumexp as scipy_lse
+    from numpyvae.estimators import _logsumexp
+    a = np.random.default_rng(6).normal(size=(4, 3)) * 50
+    assert np.allclose(_logsumexp(a), scipy_lse(a, axis=0), rtol=1e-13), f"ours {_logsumexp(a)} vs {scipy_lse(a, axis=0)}"
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_checked_estimators_keep_the_name_and_docstring_of_their_formula(name):
+    fn = ESTIMATORS[name]
+    assert (fn.__name__, fn.__doc__) == (name, fn.kernel.__doc__), f"ours {fn.__name__!r} vs expected {name!r}"
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_empty_batches_and_beta_out_of_range_are_refused(name):
+    from numpyvae import InputError
+    fn = ESTIMATORS[name]
+    for K, B in ((0, 3), (4, 0)):
+        with pytest.raises(InputError, match="expected at least one sample and one example"):
+            fn(np.zeros((K, B)), np.zeros((K, B, 2)), np.zeros((B, 2)), np.zeros((B, 2)))
+    log_px, z, mu, logvar = inputs(7)
+    for beta in (-0.5, 1e6 * (1 + 1e-9)):
+        with pytest.raises(InputError, match="beta"):
+            fn(log_px, z, mu, logvar, beta)
+    assert np.all(np.isfinite(fn(log_px, z, mu, logvar, 1e6).elbo)), "beta = 1e6, the upper limit, is accepted"
