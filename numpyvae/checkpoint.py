@@ -47,8 +47,13 @@ TEXT_ENTRIES = ("format", "model_config", "trainer_config", "trainer_counters", 
                 "run_info")
 
 
-def _text(obj):
-    return np.array(json.dumps(obj))
+def _text(obj, name):
+    """A JSON entry as a 0-d text array; refuses what the reader would refuse (NaN, inf, non-JSON types)."""
+    try:
+        return np.array(json.dumps(obj, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name}: expected JSON-able plain values (str, int, finite float, list, dict), "
+                         f"got {str(obj)[:80]} ({exc})") from None
 
 
 def _save_arrays(path, arrays):
@@ -59,7 +64,9 @@ def _save_arrays(path, arrays):
 
 def model_arrays(model):
     """The entries that describe a model: format, version, config, parameters."""
-    arrays = {"format": np.array(FORMAT), "version": np.array(VERSION), "model_config": _text(model.config)}
+    if not isinstance(model, VAE):
+        raise InputError(f"model: expected a numpyvae VAE, got {type(model).__name__}")
+    arrays = {"format": np.array(FORMAT), "version": np.array(VERSION), "model_config": _text(model.config, "model_config")}
     arrays.update({f"param/{name}": p for name, p in model.params.items()})
     return arrays
 
@@ -75,11 +82,16 @@ def save_trainer(path, trainer, run_info=None):
     run_info : a JSON-able dict the command line keeps beside the state
                (dataset, epochs, image shape), or None.
     """
+    if not all(hasattr(trainer, a) for a in ("state", "model", "config")):
+        raise InputError(f"trainer: expected a numpyvae Trainer, got {type(trainer).__name__}")
+    if run_info is not None and not isinstance(run_info, dict):
+        raise InputError(f"run_info: expected a dict or None, got {type(run_info).__name__}")
     state = trainer.state()
     arrays = model_arrays(trainer.model)
-    arrays.update({"trainer_config": _text(trainer.config), "trainer_counters": _text(state["counters"]),
-                   "history": _text(state["history"]), "perm": state["perm"],
-                   "run_info": _text(run_info or {})})
+    arrays.update({"trainer_config": _text(trainer.config, "trainer.config"),
+                   "trainer_counters": _text(state["counters"], "trainer counters"),
+                   "history": _text(state["history"], "history"), "perm": state["perm"],
+                   "run_info": _text(run_info or {}, "run_info")})
     arrays.update({f"optim/{key}": v for key, v in state["optimizer"].items()})
     _save_arrays(path, arrays)
 

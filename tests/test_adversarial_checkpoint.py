@@ -536,3 +536,23 @@ def test_a_version_1_checkpoint_still_resumes_and_its_forgeries_are_refused(tmp_
         tally.read_all(_write(tmp_path, {**arrays, key: value}, "v1-forged.npz"), f"v1 {label}")
     tally.report()
     assert tally.counts["refused"] >= 4
+
+
+def test_writing_refuses_what_reading_would_refuse(tmp_path):
+    """A checkpoint that could not be read back is never written: NaN or non-JSON run_info, wrong objects."""
+    from numpyvae import InputError
+    t = new_trainer()
+    path = tmp_path / "c.npz"
+    for run_info, message in (({"epochs": np.int64(3)}, "not JSON serializable"), ({"x": float("nan")}, "not JSON compliant"),
+                              ([1], "expected a dict or None"), ("toy", "expected a dict or None")):
+        with pytest.raises(InputError, match=message) as info:
+            ckpt.save_trainer(path, t, run_info)
+        assert str(info.value).startswith("run_info"), f"ours {info.value} vs expected to name run_info"
+        assert not path.exists(), "a refused checkpoint was written"
+    for model in ("model", None, t):
+        with pytest.raises(InputError, match="model: expected a numpyvae VAE"):
+            ckpt.save_model(path, model)
+    with pytest.raises(InputError, match="trainer: expected a numpyvae Trainer"):
+        ckpt.save_trainer(path, t.model)
+    ckpt.save_trainer(path, t, {"dataset": "toy", "epochs": 2})
+    assert ckpt.run_info(path) == {"dataset": "toy", "epochs": 2}
