@@ -60,3 +60,13 @@ def test_clipped_logvar_has_zero_gradient_and_passes_the_gradient_check(likeliho
     # the five-point stencil's truncation error (h^4 times a fifth derivative) needs the smaller step
     for c in check_model(model, x, eps, estimator, beta=0.5, h=1e-4):
         assert c.error < TOL, f"{estimator}, {likelihood}, clipped logvar: {c}"
+
+
+def test_a_raw_logvar_exactly_at_the_limit_counts_as_clipped():
+    """The convention at the boundary: |raw| < LOGVAR_LIMIT passes the gradient, |raw| = LOGVAR_LIMIT does not."""
+    from numpyvae.vae import _clip_logvar
+    raw = np.array([[-LOGVAR_LIMIT, -29.5, 0.0, 29.5, LOGVAR_LIMIT]])
+    logvar, inside = _clip_logvar(raw)
+    expected = [[False, True, True, True, False]]
+    assert inside.tolist() == expected, f"ours {inside.tolist()} vs expected {expected}"
+    assert np.array_equal(logvar, raw), f"ours {logvar} vs expected unchanged {raw}"

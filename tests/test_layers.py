@@ -133,3 +133,34 @@ def test_linear_refuses_inputs_that_are_not_n_by_d_in():
     for bad in (np.zeros((2, 4)), np.zeros((2, 5, 1)), np.zeros(5), [[0.0] * 5]):
         with pytest.raises(InputError, match=r"x: expected shape \(N, 5\)"):
             lin.forward(bad)
+
+
+def test_init_scales():
+    """normal: W, b ~ N(0, 0.01^2) (Kingma & Welling); glorot: W ~ U(-a, a), a = sqrt(6 / (n_in + n_out)), b = 0."""
+    rng = np.random.default_rng(0)
+    lin = Linear(200, 300, init="normal", rng=rng, dtype=np.float64)
+    for name, arr in (("W", lin.W), ("b", lin.b)):
+        assert 0.009 < arr.std() < 0.011 and abs(arr.mean()) < 0.002, \
+            f"normal init {name}: ours std {arr.std():.5f}, mean {arr.mean():.5f} vs expected std 0.01, mean 0"
+    lin = Linear(200, 300, init="glorot", rng=rng, dtype=np.float64)
+    a = np.sqrt(6 / 500)
+    assert 0.99 * a < np.abs(lin.W).max() <= a and np.all(lin.b == 0), f"glorot: ours max |W| {np.abs(lin.W).max()} vs a = {a}"
+
+
+def test_too_many_weights_and_wrong_upstream_shapes_are_refused():
+    with pytest.raises(InputError, match="n_in, n_out: 10,001 x 10,000 weights"):
+        Linear(10_001, 10_000)                             # refused before anything is allocated
+    lin = Linear(4, 3, dtype=np.float64)
+    lin.forward(np.zeros((2, 4)))
+    for bad in (np.zeros((2, 2)), np.zeros((2, 4)), np.zeros((1, 3))):
+        with pytest.raises(InputError, match="dout"):
+            lin.backward(bad)
+
+
+@pytest.mark.parametrize("name, slope", [("relu", 0.0), ("leaky_relu", 0.01)])
+def test_the_kink_at_zero_takes_the_negative_side(name, slope):
+    """At exactly x = 0 the derivative is a convention; the docstrings' 'x > 0' puts 0 on the negative side."""
+    layer = ACTIVATIONS[name]()
+    layer.forward(np.zeros((1, 1)))
+    ours = layer.backward(np.ones((1, 1)))[0, 0]
+    assert ours == slope, f"{name} at 0: ours {ours} vs expected {slope}"

@@ -210,3 +210,11 @@ def test_k_times_batch_rows_are_bounded(monkeypatch):
     m.loss_and_grads(x, eps=np.zeros((4, 2, 2)))        # 8 rows x 6 = 48: allowed
     with pytest.raises(InputError, match=r"eps: k \* batch: 10 rows"):
         m.loss_and_grads(x, eps=np.zeros((5, 2, 2)))    # 10 rows x 6 = 60 > 50
+
+
+def test_parameter_count_with_two_hidden_layers_mirrors_the_decoder():
+    # encoder 5000 -> 12000 -> 3 -> 2*7; decoder 7 -> 3 -> 12000 -> 5000
+    expected = (5001 * 12000 + 12001 * 3 + 4 * 14) + (8 * 3 + 4 * 12000 + 12001 * 5000)
+    with pytest.raises(InputError) as err:
+        VAE(5000, [12000, 3], 7)
+    assert f"{expected:,} parameters" in str(err.value), f"ours {err.value} vs expected {expected:,} parameters"
