@@ -8,6 +8,7 @@
 
 ``loss_and_grads`` then runs the chain rule backwards in the same order.
 """
+import math
 from collections import OrderedDict
 
 import numpy as np
@@ -328,7 +329,9 @@ def _check_grads(grads):
     gradient and refuses it before anything is applied.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        bad = [name for name, g in grads.items() if name.endswith(".b") and not np.all(np.isfinite(g))]
+        # sum(g^2) is finite only if every g is (exact check only when it is not)
+        bad = [name for name, g in grads.items() if name.endswith(".b") and not math.isfinite(np.dot(g, g))
+               and not np.all(np.isfinite(g))]
     if bad:
         raise InputError(f"x, beta: the gradients of {bad} overflowed to NaN or inf for this batch "
                          "(values of x too large, or the network has diverged)")

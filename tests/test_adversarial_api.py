@@ -300,3 +300,22 @@ def test_layers_and_mlp_arguments():
     for sizes in ([3], [], None, 5, [3, 0], [3, "a"], [3, 10**12]):
         tally.refuses(f"MLP({sizes!r})", MLP, sizes, names=("sizes", "n_in"))
     tally.report()
+
+
+def test_a_nan_born_in_the_backward_pass_is_refused_not_returned():
+    """Absurd weights (1e-44 then 3e38 in float32) keep the loss finite (about 11 nats) while
+    the backward pass overflows: loss_and_grads must refuse, not hand back inf/NaN gradients;
+    and an optimizer given such gradients changes nothing."""
+    from numpyvae.optim import Adam
+    m = VAE(16, [3], 2, seed=0)
+    m.params["decoder.0.W"][...] = 1e-44
+    m.params["decoder.1.W"][...] = 3e38
+    with pytest.raises(InputError, match="overflowed to NaN or inf") as info, np.errstate(over="ignore", invalid="ignore"):
+        m.loss_and_grads(np.ones((3, 16)), rng=np.random.default_rng(0))
+    assert "decoder.0.b" in str(info.value), f"ours {info.value} vs expected to name decoder.0.b"
+    before = {k: v.copy() for k, v in m.params.items()}
+    grads = {k: np.full_like(v, np.nan) if k == "encoder.0.W" else np.zeros_like(v) for k, v in m.params.items()}
+    with pytest.raises(InputError, match=r"grads\['encoder.0.W'\]"):
+        Adam(m.params).step(grads)
+    for k, v in m.params.items():
+        np.testing.assert_array_equal(v, before[k], err_msg=f"parameter {k} changed")
