@@ -218,3 +218,36 @@ def test_parameter_count_with_two_hidden_layers_mirrors_the_decoder():
     with pytest.raises(InputError) as err:
         VAE(5000, [12000, 3], 7)
     assert f"{expected:,} parameters" in str(err.value), f"ours {err.value} vs expected {expected:,} parameters"
+
+
+def test_limits_and_defaults_are_the_documented_numbers():
+    from numpyvae.vae import _clip_logvar, check_config
+    logvar, inside = _clip_logvar(np.array([[-40.0, 40.0]]))
+    assert logvar.tolist() == [[-30.0, 30.0]] and not inside.any(), f"ours {logvar}, {inside} vs expected +-30, clipped"
+    assert check_config(784) == dict(x_dim=784, hidden=[400], z_dim=20, likelihood="bernoulli", activation="relu",
+                                     init="glorot", dtype="float32", gaussian_mean="identity"), check_config(784)
+    assert (VAE(6).config["hidden"], VAE(6).config["z_dim"]) == ([400], 20), VAE(6).config
+    # exactly 100,000,000 parameters is allowed (no allocation: check_config only counts)
+    # encoder (1276 + 1) * 39062 + (39062 + 1) * 4, decoder (2 + 1) * 39062 + (39062 + 1) * 1276
+    assert (1277 * 39062 + 39063 * 4) + (3 * 39062 + 39063 * 1276) == 100_000_000
+    check_config(1276, [39062], 2)
+    with pytest.raises(InputError, match="100,078,125 parameters"):      # one pixel more: + 39062 + 39063
+        check_config(1277, [39062], 2)
+
+
+def test_activation_rows_are_bounded_by_the_widest_layer():
+    """check_rows refuses rows x widest > 2**28; here the widest row is 2 * z_dim = 20 numbers."""
+    m = VAE(4, [3], 10, dtype=np.float64)
+    assert m.check_rows("n", 2**28 // 20) == 2**28 // 20
+    with pytest.raises(InputError, match="n: 13,421,773 rows of up to 20 numbers exceed the 268,435,456"):
+        m.check_rows("n", 2**28 // 20 + 1)
+
+
+def test_estimate_bounds_k_times_batch(monkeypatch):
+    import numpyvae.vae as vae_module
+    m = small_model()                                        # widest row: 6 numbers
+    monkeypatch.setattr(vae_module, "MAX_ACTIVATIONS", 42)
+    x = np.random.default_rng(3).uniform(size=(2, 6))
+    m.estimate(x, np.random.default_rng(0), "mc", k=3)       # 3 * 2 = 6 rows x 6 = 36 <= 42
+    with pytest.raises(InputError, match=r"k \* batch: 8 rows"):
+        m.estimate(x, np.random.default_rng(0), "mc", k=4)   # 8 rows x 6 = 48 > 42
