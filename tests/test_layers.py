@@ -130,7 +130,7 @@ def test_activation_values_against_their_formulas():
 
 def test_linear_refuses_inputs_that_are_not_n_by_d_in():
     lin = Linear(5, 3, dtype=np.float64)
-    for bad in (np.zeros((2, 4)), np.zeros((2, 5, 1)), np.zeros(5), [[0.0] * 5]):
+    for bad in (np.zeros((2, 4)), np.zeros((2, 6)), np.zeros((2, 5, 1)), np.zeros(5), [[0.0] * 5]):
         with pytest.raises(InputError, match=r"x: expected shape \(N, 5\)"):
             lin.forward(bad)
 

@@ -74,3 +74,10 @@ def test_a_fresh_state_of_zeros_loads(name):
     slot = "sum_sq/w" if name == "adagrad" else "v/w"
     with pytest.raises(InputError, match="expected values >= 0"):
         opt.load_state(dict(opt.state(), **{slot: np.array([0.0, -1.0])}))
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, bool, np.int64])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_parameters_must_be_real_float_arrays(name, dtype):
+    with pytest.raises(InputError, match="params: expected a non-empty dict name -> float array"):
+        OPTIMIZERS[name]({"w": np.zeros(2, dtype=dtype)})
