@@ -145,10 +145,12 @@ def test_init_scales():
     lin = Linear(200, 300, init="glorot", rng=rng, dtype=np.float64)
     a = np.sqrt(6 / 500)
     assert 0.99 * a < np.abs(lin.W).max() <= a and np.all(lin.b == 0), f"glorot: ours max |W| {np.abs(lin.W).max()} vs a = {a}"
+    assert lin.W.min() < -0.99 * a and lin.W.max() > 0.99 * a and abs(lin.W.mean()) < 0.05 * a, \
+        f"glorot: ours W in [{lin.W.min()}, {lin.W.max()}], mean {lin.W.mean()} vs expected U(-{a}, {a})"
 
 
 def test_too_many_weights_and_wrong_upstream_shapes_are_refused():
-    with pytest.raises(InputError, match="n_in, n_out: 10,001 x 10,000 weights"):
+    with pytest.raises(InputError, match="n_in, n_out: 10,001 x 10,000 weights, expected at most 100,000,000"):
         Linear(10_001, 10_000)                             # refused before anything is allocated
     lin = Linear(4, 3, dtype=np.float64)
     lin.forward(np.zeros((2, 4)))
