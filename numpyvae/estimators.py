@@ -78,7 +78,12 @@ def checks_inputs(kernel):
             raise InputError(f"log_px: expected at least one sample and one example, got shape {log_px.shape}")
         exp_safe_logvar("logvar", logvar)
         beta = check_float("beta", beta, lo=0.0, hi=1e6)
-        return kernel(log_px, z, mu, logvar, beta)
+        with np.errstate(over="ignore", invalid="ignore"):
+            est = kernel(log_px, z, mu, logvar, beta)
+        if not np.all(np.isfinite(est.elbo)):
+            raise InputError(f"log_px, z, mu, logvar: values so extreme that the {kernel.__name__} objective "
+                             f"overflowed (got {est.elbo[~np.isfinite(est.elbo)][0]}); expected moderate values")
+        return est
 
     public.kernel = kernel
     return public

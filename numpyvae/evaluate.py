@@ -12,7 +12,7 @@ import numpy as np
 from .estimators import _logsumexp
 from .layers import softplus
 from .progress import ProgressBar
-from .validate import as_float_array, check_positive_int, check_rng
+from .validate import check_float, check_positive_int, check_rng
 
 
 def bounds(model, x, rng, k=1, batch_size=1000):
@@ -166,7 +166,7 @@ def active_units(model, x, threshold=1e-2):
     E_q[u] is the posterior mean mu_u(x); its variance over the data x (N, D)
     is returned with the count of active units: (count, variances (Z,)).
     """
-    threshold = float(as_float_array("threshold", threshold, ndim=0, lo=0.0))
+    threshold = check_float("threshold", threshold, lo=0.0)
     mu, _ = model.encode(model.check_x(x))
     var = np.var(mu.astype(np.float64), axis=0)
     return int(np.sum(var > threshold)), var

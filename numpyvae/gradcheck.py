@@ -30,6 +30,7 @@ import numpy as np
 from . import distributions as dist
 from .estimators import ESTIMATORS, log_weights
 from .errors import InputError
+from .validate import check_float
 
 
 STENCILS = {2: ((1, -1), (1, -1), 2), 4: ((2, 1, -1, -2), (-1, 8, -8, 1), 12)}
@@ -49,7 +50,7 @@ def numerical_gradient(f, x, h=None, order=4):
         raise InputError(f"x: gradient checks need float64, got {x.dtype}")
     if order not in STENCILS:
         raise InputError(f"order: expected 2 or 4, got {order!r}")
-    h = H[order] if h is None else h
+    h = H[order] if h is None else check_float("h", h, lo=0.0, lo_open=True, hi=1.0)
     steps, weights, denom = STENCILS[order]
     grad = np.zeros_like(x)
     for i in np.ndindex(x.shape):

@@ -35,7 +35,8 @@ from .evaluate import bounds
 from .fileio import atomic_write
 from .optim import OPTIMIZERS
 from .progress import ProgressBar
-from .validate import as_float_array, check_choice, check_float, check_positive_int
+from .validate import check_choice, check_float, check_positive_int
+from .vae import VAE
 
 # running sums over the current epoch, weighted by batch size
 SUM_KEYS = ("objective", "neg_elbo", "recon", "kl")
@@ -63,6 +64,8 @@ class Trainer:
     def __init__(self, model, x_train, x_test=None, *, optimizer="adam", lr=None, batch_size=128,
                  estimator="analytic", k=1, binarize="none", beta=1.0, warmup_epochs=0, test_k=1,
                  seed=0, progress=None, verbose=True):
+        if not isinstance(model, VAE):
+            raise InputError(f"model: expected a numpyvae.VAE, got {type(model).__name__}")
         self.model = model
         self.x_train = model.check_x(x_train, "x_train")
         self.x_test = None if x_test is None else model.check_x(x_test, "x_test")
@@ -142,6 +145,13 @@ class Trainer:
         Returns the history (list of dicts).
         """
         epochs = check_positive_int("epochs", epochs, minimum=0)
+        if run_info is not None:      # refused now, not at the first save after an epoch of work
+            try:
+                json.dumps(run_info, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"run_info: expected a JSON-able dict of finite values ({exc})") from None
+            if not isinstance(run_info, dict):
+                raise InputError(f"run_info: expected a dict, got {type(run_info).__name__}")
         previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _main_thread() else {}
         for s in previous:
             signal.signal(s, self._on_stop_signal)
@@ -198,7 +208,11 @@ class Trainer:
         self.epoch += 1
         row = {"epoch": self.epoch, "step": self.step, "beta": self.beta_now()}
         row.update({f"train_{key}": self.sums[key] / self.epoch_count for key in SUM_KEYS})
-        test = {} if self.x_test_used is None else self.evaluate()
+        try:
+            test = {} if self.x_test_used is None else self.evaluate()
+        except InputError as exc:     # the data were checked up front: the network produced NaN/inf
+            raise TrainingError(f"the test figures of epoch {self.epoch} overflowed ({exc}); "
+                                "lower the learning rate") from exc
         for key in ("neg_elbo", "recon", "kl"):
             row[f"test_{key}"] = test.get(key)
         if self.test_k > 1:
@@ -258,7 +272,7 @@ class Trainer:
         rng = np.random.default_rng()
         try:
             rng.bit_generator.state = c.get("rng")
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise InputError(f"counters.rng: not a state of numpy's {type(rng.bit_generator).__name__} "
                              f"generator ({exc})") from None
         perm = state["perm"]
@@ -269,10 +283,19 @@ class Trainer:
                              f"got {len(perm)} values that are not one")
         if not perm.size and (counts["batch_index"] or counts["epoch_count"]):
             raise InputError("perm: missing, but the counters say the run stopped inside an epoch")
+        seen = min(counts["batch_index"] * self.batch_size, n)      # examples in the batches already done
+        if counts["epoch_count"] != seen:
+            raise InputError(f"counters.epoch_count: {counts['batch_index']} batches of {self.batch_size} "
+                             f"hold {seen} examples, got {counts['epoch_count']}")
         history = state["history"]
         if (not isinstance(history, list) or len(history) != counts["epoch"]
                 or not all(isinstance(r, dict) for r in history)):
             raise InputError(f"history: expected a list of {counts['epoch']} rows (one per finished epoch)")
+        for i, row in enumerate(history):
+            bad = [k for k, v in row.items() if not isinstance(k, str) or not (
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)))]
+            if bad:
+                raise InputError(f"history[{i}]: expected finite numbers (or null), found {bad[0]!r} = {row[bad[0]]!r:.40}")
         self.optimizer.load_state(state["optimizer"])        # checks its slots before changing anything
         self.epoch, self.step = counts["epoch"], counts["step"]
         self.batch_index, self.epoch_count, self.sums = counts["batch_index"], counts["epoch_count"], sums
