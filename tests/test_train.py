@@ -164,3 +164,34 @@ def test_state_round_trip_and_refusals():
         make().load_state(bad)
     with pytest.raises(InputError, match=r"counters.step"):
         make().load_state(dict(state, counters=dict(state["counters"], step=-1)))
+
+
+def test_trainer_refuses_inconsistent_state_and_bad_inputs():
+    a = make(seed=2)
+    a.run(1)
+    state = a.state()
+    mid = dict(state, perm=np.arange(100, dtype=np.int64))
+    mid["counters"] = dict(state["counters"], batch_index=3, epoch_count=0)
+    with pytest.raises(InputError, match=r"counters.epoch_count: 3 batches of 16 hold 48 examples, got 0"):
+        make().load_state(mid)
+    rows = dict(state, history=[dict(state["history"][0], train_neg_elbo=float("nan"))])
+    with pytest.raises(InputError, match=r"history\[0\]: expected finite numbers"):
+        make().load_state(rows)
+    big = dict(state, counters=dict(state["counters"], rng={"bit_generator": "PCG64",
+                                                           "state": {"state": 2**200, "inc": 3}, "has_uint32": 0, "uinteger": 0}))
+    with pytest.raises(InputError, match="counters.rng"):
+        make().load_state(big)
+    with pytest.raises(InputError, match="model: expected a numpyvae.VAE"):
+        Trainer("x", toy_data())
+    with pytest.raises(InputError, match="run_info: expected a JSON-able dict"):
+        make().run(1, run_info={"epochs": float("nan")})
+
+
+def test_overflowing_test_figures_are_a_training_error_naming_the_epoch(monkeypatch):
+    t = make()
+    t.run(1)
+    def overflowed(*args, **kw):
+        raise InputError("log_px: the loss overflowed")
+    monkeypatch.setattr(t, "evaluate", overflowed)
+    with pytest.raises(TrainingError, match=r"the test figures of epoch 2 overflowed"):
+        t.run(2)
