@@ -166,3 +166,12 @@ def test_the_kink_at_zero_takes_the_negative_side(name, slope):
     layer.forward(np.zeros((1, 1)))
     ours = layer.backward(np.ones((1, 1)))[0, 0]
     assert ours == slope, f"{name} at 0: ours {ours} vs expected {slope}"
+
+
+def test_the_weight_limit_is_inclusive(monkeypatch):
+    """n_in * n_out = MAX_WEIGHTS is allowed, one more is not (a small limit, so nothing large is allocated)."""
+    import numpyvae.layers as layers_module
+    monkeypatch.setattr(layers_module, "MAX_WEIGHTS", 12)
+    Linear(3, 4)
+    with pytest.raises(InputError, match="n_in, n_out: 13 x 1 weights, expected at most 12"):
+        Linear(13, 1)
