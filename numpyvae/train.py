@@ -325,11 +325,15 @@ def _main_thread():
 # ---- the history as data --------------------------------------------------------
 
 def format_row(row):
-    """One history row as the line printed after each epoch, every figure labelled."""
-    text = f"epoch {row['epoch']}: train objective {row['train_objective']:.2f}"
-    if row.get("beta", 1.0) != 1.0:
-        text += f" (beta {row['beta']:.3g})"
-    text += (f", -ELBO {row['train_neg_elbo']:.2f} = recon {row['train_recon']:.2f} + KL {row['train_kl']:.2f}")
+    """One history row as the line printed after each epoch, every figure labelled.
+
+    The training objective is shown only where it differs from -ELBO (beta != 1,
+    KL warm-up, or the IWAE bound).
+    """
+    text = f"epoch {row['epoch']}: train -ELBO {row['train_neg_elbo']:.2f}"
+    text += f" = recon {row['train_recon']:.2f} + KL {row['train_kl']:.2f}"
+    if abs(row["train_objective"] - row["train_neg_elbo"]) > 5e-3 or row.get("beta", 1.0) != 1.0:
+        text += f" (objective minimised {row['train_objective']:.2f}, beta {row.get('beta', 1.0):.3g})"
     if row.get("test_neg_elbo") is not None:
         text += (f" | test -ELBO {row['test_neg_elbo']:.2f} = recon {row['test_recon']:.2f}"
                  f" + KL {row['test_kl']:.2f}")

@@ -298,9 +298,9 @@ def test_output_files_get_normal_permissions(tmp_path, capsys):
 def test_a_log_file_gets_epoch_lines_and_no_progress_frames(tmp_path, capsys):
     got, _, err = cli(capsys, "train", "--epochs", "2", "--out", tmp_path / "a", *TINY)
     assert got == 0 and "\r" not in err, f"carriage returns in a log: {err[:200]!r}"
-    assert "epoch 1: train objective" in err and "epoch 2: train objective" in err, err
+    assert "epoch 1: train -ELBO" in err and "epoch 2: train -ELBO" in err, err
     got, _, err = cli(capsys, "train", "--epochs", "2", "--out", tmp_path / "b", "--no-progress", *TINY)
-    assert "epoch 2: train objective" in err, "--no-progress hid the per-epoch lines"
+    assert "epoch 2: train -ELBO" in err, "--no-progress hid the per-epoch lines"
     got, out, err = cli(capsys, "train", "--epochs", "2", "--out", tmp_path / "c", "--quiet", *TINY)
     assert got == 0 and err == "" and "trained 2 epochs" in out, f"--quiet: ours {err!r}"
 
@@ -322,7 +322,7 @@ def test_the_progress_bar_is_drawn_on_a_terminal(tmp_path, capsys, monkeypatch):
     shown = b"".join(chunks).decode()
     assert code == 0, shown
     assert "epoch 1/2 [" in shown and "#" * 30 in shown, f"no bar on a terminal: {shown[:300]!r}"
-    assert "epoch 2: train objective" in shown, shown[-300:]
+    assert "epoch 2: train -ELBO" in shown, shown[-300:]
 
 
 def _drain(fd, chunks):

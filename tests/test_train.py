@@ -195,3 +195,13 @@ def test_overflowing_test_figures_are_a_training_error_naming_the_epoch(monkeypa
     monkeypatch.setattr(t, "evaluate", overflowed)
     with pytest.raises(TrainingError, match=r"the test figures of epoch 2 overflowed"):
         t.run(2)
+
+
+def test_printed_line_names_the_objective_only_where_it_differs_from_the_elbo():
+    from numpyvae.train import format_row
+    row = {"epoch": 3, "step": 9, "beta": 1.0, "train_objective": 20.0, "train_neg_elbo": 20.0, "train_recon": 18.0,
+           "train_kl": 2.0, "test_neg_elbo": 21.0, "test_recon": 19.0, "test_kl": 2.0, "seconds": 0.1}
+    line = format_row(row)
+    assert line.startswith("epoch 3: train -ELBO 20.00 = recon 18.00 + KL 2.00 | test -ELBO 21.00") and "objective" not in line, line
+    warm = dict(row, beta=0.2, train_objective=18.4)
+    assert "(objective minimised 18.40, beta 0.2)" in format_row(warm), format_row(warm)
