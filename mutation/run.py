@@ -127,7 +127,7 @@ def sample_pending(db, module, fraction):
                       "values (?, ?, ?, ?, ?)", out)
 
 
-def run_module(module, lane_dir, repo, sock, cfg, rerun=False, resume=False):
+def run_module(module, lane_dir, repo, sock, cfg, rerun=False, resume=False, no_more=False):
     """Steps 2-5 for one module; the session database is WORK/sessions/<module>.sqlite."""
     mcfg = cfg["modules"][module]
     sessions = os.path.join(WORK, "sessions")
@@ -159,7 +159,7 @@ def run_module(module, lane_dir, repo, sock, cfg, rerun=False, resume=False):
     cr("cosmic-ray", "exec", cfg1, db, cwd=repo)
     timing["pass1_done"] = time.time()
     pass1 = survivors(db)
-    if pass1 and mcfg.get("more"):
+    if pass1 and mcfg.get("more") and not no_more:
         cfg2 = os.path.join(lane_dir, f"{module}-notes.toml")
         write_session_config(cfg2, module, test_command(sock, mcfg["tests"] + mcfg["more"]), cfg)
         with sqlite3.connect(db) as c:
@@ -171,7 +171,7 @@ def run_module(module, lane_dir, repo, sock, cfg, rerun=False, resume=False):
         json.dump(timing, f, indent=1)
 
 
-def run_lane(lane, modules, cfg, work, rerun=False, resume=False):
+def run_lane(lane, modules, cfg, work, rerun=False, resume=False, no_more=False):
     lane_dir = os.path.join(work, f"lane-{modules[0]}")     # unique even across concurrent runs
     os.makedirs(lane_dir, exist_ok=True)
     repo = copy_repo(lane_dir)
@@ -179,7 +179,7 @@ def run_lane(lane, modules, cfg, work, rerun=False, resume=False):
     server = start_server(repo, sock)
     try:
         for module in modules:
-            run_module(module, lane_dir, repo, sock, cfg, rerun, resume)
+            run_module(module, lane_dir, repo, sock, cfg, rerun, resume, no_more)
     finally:
         server.terminate()
         server.wait()
@@ -191,6 +191,7 @@ def main():
     ap.add_argument("--lanes", type=int, default=2, help="modules run in this many parallel lanes")
     ap.add_argument("--rerun", action="store_true", help="run only the survivors of the last run again")
     ap.add_argument("--resume", action="store_true", help="continue interrupted sessions (mutants without a result)")
+    ap.add_argument("--no-more", action="store_true", help="pass 1 only (survivors do not meet the slower 'more')")
     ap.add_argument("--report-only", action="store_true", help="only rewrite REPORT.md from the sessions")
     args = ap.parse_args()
     cfg = load_config()
@@ -202,7 +203,7 @@ def main():
         for m in sorted(modules, key=lambda m: -sizes[m]):
             min(lanes, key=lambda l: sum(sizes[x] for x in l)).append(m)
         # lanes as threads: each only waits for its subprocesses
-        threads = [threading.Thread(target=run_lane, args=(i, mods, cfg, WORK, args.rerun, args.resume)) for i, mods in enumerate(lanes) if mods]
+        threads = [threading.Thread(target=run_lane, args=(i, mods, cfg, WORK, args.rerun, args.resume, args.no_more)) for i, mods in enumerate(lanes) if mods]
         for t in threads:
             t.start()
         for t in threads:
