@@ -125,10 +125,11 @@ def plot(results, path):
     ax = fig.add_subplot()
     names = list(results)
     x = np.arange(len(names))
-    ax.bar(x - 0.2, [results[n]["neg_log_px"] for n in names], 0.4, label="ours")
+    ax.bar(x - 0.2, [results[n]["neg_log_px"] for n in names], 0.4, label="ours",
+           yerr=[results[n]["neg_log_px_se"] for n in names])
     ax.bar(x + 0.2, [RUNS[n][3] for n in names], 0.4, label="paper (3,280 passes)")
-    lo = min(min(results[n]["neg_log_px"] for n in names), min(RUNS[n][3] for n in names))
-    ax.set_ylim(lo - 3, lo + 8)
+    values = [results[n]["neg_log_px"] for n in names] + [RUNS[n][3] for n in names]
+    ax.set_ylim(min(values) - 3, max(values) + 3)
     ax.set_xticks(x, [f"{n}\n({results[n]['epochs']} passes)" for n in names])
     ax.set_ylabel("test −log p(x), nats (lower is better)")
     ax.set_title("IWAE Table 1, one stochastic layer")
