@@ -43,7 +43,8 @@ class Optimizer:
         self._check_grads(grads)
         self.t += 1
         for name, p in self.params.items():
-            self._update(name, p, grads[name], self._tmp[name])
+            # in the parameter's dtype (no copy when it already is), as the check judged it
+            self._update(name, p, grads[name].astype(p.dtype, copy=False), self._tmp[name])
 
     def _check_grads(self, grads):
         """Refuse missing, misshapen, non-real or non-finite gradients (InputError naming the parameter)."""

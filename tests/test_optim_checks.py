@@ -28,10 +28,6 @@ def test_key_mismatches_list_at_most_five_names():
     assert expected in str(err.value), f"ours {err.value} vs expected ...{expected}"
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeWarning,
-                   reason="optim: the check casts a float32 gradient to the float64 parameter's dtype, but "
-                          "_update squares the float32 gradient itself (np.multiply(g, g, out=tmp)), which "
-                          "overflows; found by mutation testing (mutants of optim.py line 64, g.dtype != p.dtype)")
 @pytest.mark.parametrize("name", ["adagrad", "adam"])
 def test_a_float32_gradient_of_a_float64_parameter_is_judged_in_float64(name):
     """1e20 squared overflows float32 but not float64, the dtype the update is computed in."""
