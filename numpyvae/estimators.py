@@ -152,10 +152,11 @@ def stl(log_px, z, mu, logvar, beta=1.0):
 
 
 def _logsumexp(a, axis=0):
-    """log sum exp(a) along axis, shifted by the max so nothing overflows."""
+    """log sum exp(a) along axis, shifted by the max so nothing overflows (an all -inf column gives -inf)."""
     m = np.max(a, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)
-    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(a - m), axis=axis))
+    with np.errstate(divide="ignore"):              # log(0) = -inf is the right answer there
+        return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(a - m), axis=axis))
 
 
 @checks_inputs
