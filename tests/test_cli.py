@@ -119,3 +119,20 @@ def test_a_checkpoint_whose_image_shape_does_not_fit_is_named(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "run_info.image_shape is [3, 3]" in err and "= 64" in err, err
     assert not (tmp_path / "s.png").exists()
+
+
+@pytest.mark.parametrize("extra", [["--beta", "0.2"], ["--warmup-epochs", "3"]])
+def test_beta_and_warmup_runs_print_and_store_the_true_elbo_beside_the_objective(tmp_path, capsys, extra):
+    import json
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "2", "--no-plots", "--no-progress", "--out", str(out), *extra]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and all("train -ELBO" in line and "objective minimised" in line for line in lines), lines
+    last = json.loads((out / "history.json").read_text())[-1]
+    assert last["train_objective"] < last["train_neg_elbo"], f"objective {last['train_objective']} vs -ELBO {last['train_neg_elbo']}"
+    assert last["train_neg_elbo"] == pytest.approx(last["train_recon"] + last["train_kl"], rel=1e-6)
+    header = (out / "history.csv").read_text().splitlines()[0].split(",")
+    for column in ("train_objective", "train_neg_elbo", "train_recon", "train_kl", "test_neg_elbo", "test_recon", "test_kl"):
+        assert column in header, f"{column} missing from history.csv header {header}"
+    assert "train -ELBO" in captured.out and "objective" in captured.out, captured.out
