@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from numpyvae import datasets
+from numpyvae import data as datasets
 from numpyvae.errors import DataError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,7 +33,7 @@ def results_dir(name, out=None):
 
 
 def load(name, **kwargs):
-    """datasets.load without downloading; a missing file raises DataError naming NUMPYVAE_DATA."""
+    """numpyvae.data.load without downloading; a missing file raises DataError naming NUMPYVAE_DATA."""
     try:
         return datasets.load(name, download=False, progress=False, **kwargs)
     except DataError as exc:

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import Clock, command_line, load, log, machine, markdown_table, results_dir, write_result  # noqa: E402
 from numpyvae import VAE  # noqa: E402
-from numpyvae.datasets import binarize  # noqa: E402
+from numpyvae.data import binarize  # noqa: E402
 from numpyvae.evaluate import active_units, bounds, log_marginal  # noqa: E402
 from numpyvae.train import Trainer  # noqa: E402
 
