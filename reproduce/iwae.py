@@ -40,6 +40,7 @@ RUNS = {
     "vae_k1_fixed": ("analytic", 1, "fixed", 88.71, None),
 }
 PAPER_PASSES = 3280
+CURVE_IMAGES = 500       # test images for the learning curve measured after each stage
 
 
 def schedule(epochs):
@@ -73,22 +74,31 @@ def train_and_evaluate(name, epochs, eval_k, seed, quick, out, n_test=None):
     trainer.optimizer.eps = 1e-4                       # the paper's Adam epsilon
     rng = np.random.default_rng([seed, 3])
     before = float(np.mean(log_marginal(model, x_test[:100], k=eval_k, rng=rng, progress=False)))
-    done = 0
+    done, curve, curve_seconds = 0, [], 0.0
     for stage_epochs, lr in schedule(epochs):
         trainer.optimizer.lr = lr
         done += stage_epochs
         trainer.run(done)
-        log(f"{name}: epoch {trainer.epoch}, lr {lr:.2e}, train objective "
-            f"{trainer.history[-1].get('train_objective', trainer.history[-1].get('train_loss')):.2f}")
-    train_seconds = clock.seconds()
+        # the learning curve: -log p(x) on the first CURVE_IMAGES test images after each stage
+        t0 = clock.seconds()
+        lm_stage = log_marginal(model, x_test[:CURVE_IMAGES], k=eval_k, rng=np.random.default_rng([seed, 5]),
+                                progress=False)
+        curve_seconds += clock.seconds() - t0
+        curve.append(dict(epochs=trainer.epoch, lr=lr, neg_log_px=-float(np.mean(lm_stage)),
+                          train_objective=trainer.history[-1]["train_objective"]))
+        log(f"{name}: epoch {trainer.epoch}, lr {lr:.2e}, train objective {curve[-1]['train_objective']:.2f}, "
+            f"-log p(x) on {len(lm_stage)} test images {curve[-1]['neg_log_px']:.2f}")
+    train_seconds = clock.seconds() - curve_seconds
+    t0 = clock.seconds()
     test = bounds(model, x_test, rng, k=1)
     lm = log_marginal(model, x_test, k=eval_k, rng=rng, progress=False)
-    eval_seconds = clock.seconds() - train_seconds
+    eval_seconds = clock.seconds() - t0
     n_active, variances = active_units(model, x_test)
     res = dict(name=name, estimator=estimator, k=k, data=kind, epochs=trainer.epoch, steps=trainer.step,
                schedule=schedule(epochs), eval_k=eval_k, n_test=len(x_test),
                neg_log_px=-float(np.mean(lm)), neg_log_px_se=float(np.std(lm) / np.sqrt(len(lm))),
-               neg_log_px_before_training=-before, test_neg_elbo=test["neg_elbo"], active_units=n_active,
+               neg_log_px_before_training=-before, curve=curve, curve_images=min(CURVE_IMAGES, len(x_test)),
+               test_neg_elbo=test["neg_elbo"], active_units=n_active,
                train_seconds=round(train_seconds, 1), eval_seconds=round(eval_seconds, 1),
                command=command_line(), machine=machine())
     with open(os.path.join(out, f"{name}.json"), "w") as f:
