@@ -291,6 +291,7 @@ TRAINER_CHECKS = {
     "beta": lambda v: check_float("beta", v, lo=0.0, hi=1e6),
     "warmup_epochs": lambda v: check_float("warmup_epochs", v, lo=0.0, hi=1e6),
     "test_k": lambda v: check_positive_int("test_k", v),
+    "weight_decay": lambda v: check_float("weight_decay", v, lo=0.0, hi=1e6),
     "seed": lambda v: check_positive_int("seed", v, minimum=0),
 }
 

@@ -51,7 +51,7 @@ MAX_SAMPLES = 4096          # a 64 x 64 grid
 # options of `train` that describe the model or the trainer: a resumed run keeps them
 MODEL_OPTIONS = ("hidden", "z_dim", "likelihood", "gaussian_mean", "activation", "init", "dtype")
 TRAINER_OPTIONS = ("optimizer", "lr", "batch_size", "estimator", "k", "binarize", "beta", "warmup_epochs",
-                   "test_k", "seed")
+                   "test_k", "weight_decay", "seed")
 
 
 # ---- argument types: argparse prints "argument --x: <message>" and exits with code 2 ------------
@@ -154,6 +154,8 @@ def build_parser(suppress_defaults=False):
     option(t, "--binarize", choices=BINARIZE, default="none", help="binarize the images (Bernoulli only)")
     option(t, "--beta", type=number(0), default=1.0, help="weight of the KL term")
     option(t, "--warmup-epochs", type=number(0), default=0.0, metavar="N", help="epochs of linear KL warm-up")
+    option(t, "--weight-decay", type=number(0), default=0.0, metavar="LAMBDA",
+           help="a N(0, I/LAMBDA) prior on the weights, shared by the training examples (0: none)")
     option(t, "--test-k", type=integer(1, MAX_K_EVALUATE), default=1, metavar="K",
            help="samples for the test bound (>1: IWAE bound)")
     option(t, "--dtype", choices=["float32", "float64"], default="float32", help="the floats of the arithmetic")
@@ -207,6 +209,7 @@ def _refuse_conflicts(args, model_config, trainer_config, run_info):
     """A resumed run keeps its model, trainer settings and dataset: an option that differs is refused."""
     stored = {**{key: model_config.get(key) for key in MODEL_OPTIONS},
               **{key: trainer_config.get(key) for key in TRAINER_OPTIONS}, "dataset": run_info.get("dataset")}
+    stored["weight_decay"] = trainer_config.get("weight_decay", 0.0)    # runs saved before the option existed
     conflicts = []
     for dest, kept in stored.items():
         if dest in args.given and getattr(args, dest) != kept:
@@ -262,7 +265,7 @@ def _build_new_trainer(args):
     trainer = Trainer(model, data.x_train, data.x_test, optimizer=args.optimizer, lr=args.lr,
                       batch_size=d["batch_size"] if args.batch_size is None else args.batch_size,
                       estimator=args.estimator, k=args.k, binarize=args.binarize, beta=args.beta,
-                      warmup_epochs=args.warmup_epochs, test_k=args.test_k, seed=args.seed,
+                      warmup_epochs=args.warmup_epochs, test_k=args.test_k, weight_decay=args.weight_decay, seed=args.seed,
                       progress=_progress(args), verbose=not args.quiet)
     epochs = d["epochs"] if args.epochs is None else args.epochs
     return data, trainer, epochs, args.data_dir
@@ -386,7 +389,7 @@ def _summarise(trainer, start, seconds, written, folder):
         summary = f"trained {trainer.epoch} epochs ({trainer.step} steps) in {seconds:.1f} s"
     if last:
         summary += f": train -ELBO {last['train_neg_elbo']:.2f}"
-        if last["beta"] != 1.0 or trainer.estimator == "iwae":
+        if last["beta"] != 1.0 or trainer.estimator == "iwae" or trainer.weight_decay:
             summary += f" (objective {last['train_objective']:.2f})"
         if last.get("test_neg_elbo") is not None:
             summary += f", test -ELBO {last['test_neg_elbo']:.2f}"

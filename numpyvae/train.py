@@ -9,8 +9,10 @@ The history has one row per epoch, every figure in nats per example:
 
     train_objective  the loss that was minimised: -(recon - beta KL) with the
                      epoch's beta (KL warm-up, beta-VAE), or the negative IWAE
-                     bound; it equals train_neg_elbo only when beta = 1 (and
-                     the estimator is not iwae)
+                     bound, plus the weight decay's lambda |theta|^2 / (2N) when
+                     weight_decay = lambda > 0; it equals train_neg_elbo only
+                     when beta = 1, there is no weight decay and the estimator
+                     is not iwae
     train_neg_elbo   -ELBO at beta = 1 on the same samples: train_recon + train_kl
     train_recon      -E_q[log p(x|z)], the reconstruction term of eq. (7*)
     train_kl         KL(q(z|x) || p(z)) (closed form for "analytic", else sampled)
@@ -55,6 +57,11 @@ class Trainer:
     binarize    : "none", "threshold" or "dynamic" (Bernoulli likelihood only).
     beta        : final weight of the KL term; warmup_epochs: epochs over which the
                   weight rises linearly from 0 to beta (0: no warm-up).
+    weight_decay: lambda >= 0, a Gaussian prior N(0, I / lambda) on every parameter
+                  (Kingma & Welling 2013, Sec. 5, use lambda = 1).  The prior is shared
+                  by the N training examples, so the objective per example gains
+                  lambda |theta|^2 / (2N) and each gradient lambda theta / N: MAP,
+                  not maximum likelihood, for the weights.  0 (default): none.
     test_k      : samples per test example for the test ELBO (z is sampled).
     seed        : seeds the one generator all draws come from.
     progress    : the per-batch progress bar: None (only when stderr is a terminal), True, False.
@@ -63,7 +70,7 @@ class Trainer:
 
     def __init__(self, model, x_train, x_test=None, *, optimizer="adam", lr=None, batch_size=128,
                  estimator="analytic", k=1, binarize="none", beta=1.0, warmup_epochs=0, test_k=1,
-                 seed=0, progress=None, verbose=True):
+                 weight_decay=0.0, seed=0, progress=None, verbose=True):
         if not isinstance(model, VAE):
             raise InputError(f"model: expected a numpyvae.VAE, got {type(model).__name__}")
         self.model = model
@@ -79,12 +86,14 @@ class Trainer:
             raise InputError(f"binarize: {binarize!r} only makes sense for a Bernoulli likelihood")
         self.beta = check_float("beta", beta, lo=0.0, hi=1e6)
         self.warmup_epochs = check_float("warmup_epochs", warmup_epochs, lo=0.0, hi=1e6)
+        self.weight_decay = check_float("weight_decay", weight_decay, lo=0.0, hi=1e6)
         seed = check_positive_int("seed", seed, minimum=0)
         opt_cls = OPTIMIZERS[check_choice("optimizer", optimizer, OPTIMIZERS)]
         self.optimizer = opt_cls(model.params) if lr is None else opt_cls(model.params, lr=lr)
         self.config = dict(optimizer=optimizer, lr=self.optimizer.lr, batch_size=self.batch_size,
                            estimator=estimator, k=self.k, binarize=binarize, beta=self.beta,
-                           warmup_epochs=self.warmup_epochs, test_k=self.test_k, seed=seed)
+                           warmup_epochs=self.warmup_epochs, test_k=self.test_k,
+                           weight_decay=self.weight_decay, seed=seed)
         self.rng = np.random.default_rng(seed)
         # the test set is binarized once, by its own seeded generator, so every epoch sees the same one
         self.x_test_used = None if self.x_test is None else binarize_images(
@@ -123,11 +132,25 @@ class Trainer:
                                                         k=self.k, beta=self.beta_now())
                 if not math.isfinite(loss):
                     raise TrainingError(f"loss became {loss} {where}; {advice}")
+                if self.weight_decay:
+                    loss += self.add_weight_decay(grads)
                 self.optimizer.step(grads)
         except InputError as exc:   # the data were checked up front: a NaN/inf arose inside the network
             raise TrainingError(f"training diverged {where}: {exc}; {advice}") from exc
         self.step += 1
         return loss
+
+    def add_weight_decay(self, grads):
+        """The prior N(0, I / lambda) on the parameters, per example: adds lambda theta / N to grads (in place).
+
+        Returns the objective's extra term lambda |theta|^2 / (2N), in nats per example.
+        """
+        scale = self.weight_decay / len(self.x_train)          # lambda / N
+        penalty = 0.0
+        for name, theta in self.model.params.items():
+            penalty += 0.5 * scale * float(np.vdot(theta, theta))
+            grads[name] += scale * theta                        # d/dtheta of lambda |theta|^2 / (2N)
+        return penalty
 
     def evaluate(self, x=None, k=None):
         """Test figures (numpyvae.evaluate.bounds): neg_elbo, recon, kl, and neg_iwae if k > 1."""

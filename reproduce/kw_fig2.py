@@ -7,8 +7,9 @@ The setting of the paper's Section 5 (shared by kw_frey_face.py and kw_mnist.py)
     (estimator B: analytic KL); Adagrad, its global step size chosen from
     {0.01, 0.02, 0.1} by the training bound after the first few iterations.
 
-What we do not copy: the paper adds a small weight decay (a N(0, I) prior
-on the parameters); numpyvae's trainer has none.  The x axis is "number of
+The paper adds "a small weight decay term corresponding to a prior
+p(theta) = N(0, I)": ``--weight-decay 1`` (Trainer's weight_decay, a N(0, I)
+prior on every weight and bias, shared by the N training examples).  The x axis is "number of
 training samples evaluated" = steps x minibatch size, as in the paper.
 """
 import math
@@ -38,15 +39,15 @@ def marks(total, first=10 ** 4):
     return [m for m in out if first <= m < total] + [int(total)]
 
 
-def new_trainer(x_train, z_dim, lr, arch, seed):
+def new_trainer(x_train, z_dim, lr, arch, seed, weight_decay=0.0):
     """A fresh VAE of the paper's architecture and an Adagrad trainer with step size ``lr``."""
     model = VAE(x_train.shape[1], arch["hidden"], z_dim, likelihood=arch["likelihood"],
                 activation="tanh", init="normal", seed=seed, **arch.get("model_kwargs", {}))
     return Trainer(model, x_train, None, optimizer="adagrad", lr=lr, batch_size=100,
-                   estimator="analytic", k=1, seed=seed, progress=False, verbose=False)
+                   estimator="analytic", k=1, weight_decay=weight_decay, seed=seed, progress=False, verbose=False)
 
 
-def pick_step_size(x_train, z_dim, arch, steps, seed):
+def pick_step_size(x_train, z_dim, arch, steps, seed, weight_decay=0.0):
     """The paper's rule: each step size runs ``steps`` minibatches; keep the best training bound.
 
     Returns (chosen lr, {lr: bound or None if it diverged}).
@@ -54,7 +55,7 @@ def pick_step_size(x_train, z_dim, arch, steps, seed):
     scores = {}
     probe = x_train[:2000]
     for lr in STEP_SIZES:
-        trainer = new_trainer(x_train, z_dim, lr, arch, seed)
+        trainer = new_trainer(x_train, z_dim, lr, arch, seed, weight_decay)
         epochs = math.ceil(steps * 100 / len(x_train))
         try:
             trainer.run(epochs)
@@ -66,12 +67,12 @@ def pick_step_size(x_train, z_dim, arch, steps, seed):
     return max(good, key=good.get), scores
 
 
-def curve(x_train, x_test, z_dim, lr, arch, total, seed, x_train_eval):
+def curve(x_train, x_test, z_dim, lr, arch, total, seed, x_train_eval, weight_decay=0.0):
     """Train one model to ``total`` samples; the bound on train/test at each mark.
 
     Returns a list of dicts {samples, steps, train_bound, test_bound, seconds}.
     """
-    trainer = new_trainer(x_train, z_dim, lr, arch, seed)
+    trainer = new_trainer(x_train, z_dim, lr, arch, seed, weight_decay)
     n = len(x_train)
     rows, t_train = [], 0.0
     for m in marks(total):

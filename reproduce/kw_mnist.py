@@ -28,6 +28,10 @@ def main(argv=None):
     p.add_argument("--z-dims", type=int, nargs="+", default=[3, 10, 20])
     p.add_argument("--pick-steps", type=int, default=500, help="minibatches per step size when choosing it")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weight-decay", type=float, default=0.0, metavar="LAMBDA",
+                   help="a N(0, I/LAMBDA) prior on the parameters; the paper's is N(0, I): 1 (default 0: none)")
+    p.add_argument("--step-size", type=float, default=None,
+                   help="use this Adagrad step size instead of picking one by the paper's rule")
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds) of the same code, for the tests")
     p.add_argument("--from-log", default=None, metavar="LOG",
                    help="no training: rebuild the table and plot from the log of a run (stopped early or not)")
@@ -42,8 +46,12 @@ def main(argv=None):
     out = results_dir("kw_mnist" + ("_quick" if args.quick else ""), args.out)
     results = kw_fig2.results_from_log(args.from_log) if args.from_log else {}
     for z_dim in ([] if args.from_log else args.z_dims):
-        lr, scores = kw_fig2.pick_step_size(x_train, z_dim, ARCH, args.pick_steps, args.seed)
-        rows, _ = kw_fig2.curve(x_train, x_test, z_dim, lr, ARCH, int(args.samples), args.seed, x_train[:10000])
+        if args.step_size:
+            lr, scores = args.step_size, {}
+        else:
+            lr, scores = kw_fig2.pick_step_size(x_train, z_dim, ARCH, args.pick_steps, args.seed, args.weight_decay)
+        rows, _ = kw_fig2.curve(x_train, x_test, z_dim, lr, ARCH, int(args.samples), args.seed, x_train[:10000],
+                                args.weight_decay)
         results[z_dim] = dict(step_size=lr, step_size_scores={str(k): v for k, v in scores.items()}, curve=rows)
 
     table_rows = []
@@ -57,7 +65,7 @@ def main(argv=None):
                             "ours, test", "paper, test", "ours - paper"], table_rows)
     notes = "Lower bound (ELBO, one z sample, analytic KL) in nats per example; paper values read off Fig. 2."
     result = dict(paper={str(k): v for k, v in PAPER.items()}, results={str(k): v for k, v in results.items()},
-                  samples=args.samples, quick=args.quick, command=command_line(),
+                  samples=args.samples, weight_decay=args.weight_decay, quick=args.quick, command=command_line(),
                   wall_seconds=kw_fig2.log_span(args.from_log) if args.from_log else clock.seconds(),
                   machine=machine())
     kw_fig2.plot(results, {10 ** 7: {z: v[0] for z, v in PAPER.items()}},

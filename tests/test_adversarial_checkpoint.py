@@ -203,7 +203,8 @@ def _bad_values(arrays):
               ("history missing", "history", None)]
     for key, value in (("lr", "x"), ("lr", -1), ("lr", 0), ("lr", None), ("batch_size", 0), ("batch_size", 21),
                        ("batch_size", 2.5), ("optimizer", "x"), ("estimator", ["mc"]), ("k", 0), ("binarize", 1),
-                       ("beta", 1e308), ("warmup_epochs", -1), ("test_k", True), ("seed", -1), ("bogus", 1)):
+                       ("beta", 1e308), ("warmup_epochs", -1), ("test_k", True), ("seed", -1), ("bogus", 1),
+                       ("weight_decay", -0.5), ("weight_decay", "1"), ("weight_decay", 1e300)):
         cases.append((f"trainer_config {key}={value!r}", "trainer_config", text({**config, key: value})))
     cases += [("trainer_config a list", "trainer_config", text([])), ("trainer_config missing", "trainer_config", None),
               ("trainer_config lr Infinity", "trainer_config",
