@@ -130,9 +130,11 @@ def report(out, runs, eval_k):
 
 
 def plot(results, path):
+    """Left: ours next to the paper's; right: the learning curves (runs that stored one)."""
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(6, 3.5))
-    ax = fig.add_subplot()
+    with_curves = [n for n in results if results[n].get("curve")]
+    fig = Figure(figsize=(11 if with_curves else 6, 3.8))
+    ax = fig.add_subplot(1, 2 if with_curves else 1, 1)
     names = list(results)
     x = np.arange(len(names))
     ax.bar(x - 0.2, [results[n]["neg_log_px"] for n in names], 0.4, label="ours",
@@ -144,6 +146,19 @@ def plot(results, path):
     ax.set_ylabel("test −log p(x), nats (lower is better)")
     ax.set_title("IWAE Table 1, one stochastic layer")
     ax.legend()
+    if with_curves:
+        ax2 = fig.add_subplot(1, 2, 2)
+        for i, n in enumerate(with_curves):
+            c = results[n]["curve"]
+            ax2.plot([r["epochs"] for r in c], [r["neg_log_px"] for r in c], "o-", color=f"C{i}",
+                     label=f"ours, {n.replace('_', ' ')}")
+            ax2.plot([PAPER_PASSES], [RUNS[n][3]], "*", color=f"C{i}", ms=12, label=f"paper, {n.replace('_', ' ')}")
+        ax2.set_xscale("log")
+        ax2.set_xlabel("passes over the training set")
+        ax2.set_ylabel(f"test −log p(x), nats (first {results[with_curves[0]]['curve_images']} test images)")
+        ax2.set_title("after each learning-rate stage")
+        ax2.grid(alpha=0.3)
+        ax2.legend(fontsize=7)
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
