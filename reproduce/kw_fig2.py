@@ -39,15 +39,21 @@ def marks(total, first=10 ** 4):
     return [m for m in out if first <= m < total] + [int(total)]
 
 
-def new_trainer(x_train, z_dim, lr, arch, seed, weight_decay=0.0):
-    """A fresh VAE of the paper's architecture and an Adagrad trainer with step size ``lr``."""
+def new_trainer(x_train, z_dim, lr, arch, seed, weight_decay=0.0, init_std=0.01):
+    """A fresh VAE of the paper's architecture and an Adagrad trainer with step size ``lr``.
+
+    init_std: the standard deviation of the initial weights and biases; the paper's
+    "N(0, 0.01)" read as a variance would make it 0.1 (numpyvae's "normal" init is 0.01).
+    """
     model = VAE(x_train.shape[1], arch["hidden"], z_dim, likelihood=arch["likelihood"],
                 activation="tanh", init="normal", seed=seed, **arch.get("model_kwargs", {}))
+    for p in model.params.values():
+        p *= init_std / 0.01
     return Trainer(model, x_train, None, optimizer="adagrad", lr=lr, batch_size=100,
                    estimator="analytic", k=1, weight_decay=weight_decay, seed=seed, progress=False, verbose=False)
 
 
-def pick_step_size(x_train, z_dim, arch, steps, seed, weight_decay=0.0):
+def pick_step_size(x_train, z_dim, arch, steps, seed, weight_decay=0.0, init_std=0.01):
     """The paper's rule: each step size runs ``steps`` minibatches; keep the best training bound.
 
     Returns (chosen lr, {lr: bound or None if it diverged}).
@@ -55,7 +61,7 @@ def pick_step_size(x_train, z_dim, arch, steps, seed, weight_decay=0.0):
     scores = {}
     probe = x_train[:2000]
     for lr in STEP_SIZES:
-        trainer = new_trainer(x_train, z_dim, lr, arch, seed, weight_decay)
+        trainer = new_trainer(x_train, z_dim, lr, arch, seed, weight_decay, init_std)
         epochs = math.ceil(steps * 100 / len(x_train))
         try:
             trainer.run(epochs)
@@ -67,12 +73,12 @@ def pick_step_size(x_train, z_dim, arch, steps, seed, weight_decay=0.0):
     return max(good, key=good.get), scores
 
 
-def curve(x_train, x_test, z_dim, lr, arch, total, seed, x_train_eval, weight_decay=0.0):
+def curve(x_train, x_test, z_dim, lr, arch, total, seed, x_train_eval, weight_decay=0.0, init_std=0.01):
     """Train one model to ``total`` samples; the bound on train/test at each mark.
 
     Returns a list of dicts {samples, steps, train_bound, test_bound, seconds}.
     """
-    trainer = new_trainer(x_train, z_dim, lr, arch, seed, weight_decay)
+    trainer = new_trainer(x_train, z_dim, lr, arch, seed, weight_decay, init_std)
     n = len(x_train)
     rows, t_train = [], 0.0
     for m in marks(total):

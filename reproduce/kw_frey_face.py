@@ -35,6 +35,8 @@ def main(argv=None):
                    help="a N(0, I/LAMBDA) prior on the parameters; the paper's is N(0, I): 1 (default 0: none)")
     p.add_argument("--step-size", type=float, default=None,
                    help="use this Adagrad step size instead of picking one by the paper's rule")
+    p.add_argument("--init-std", type=float, default=0.01,
+                   help="standard deviation of the initial weights (the paper's N(0, 0.01) as a variance: 0.1)")
     p.add_argument("--train-valid", action="store_true",
                    help="train on the 1,565 training and the 200 validation faces (1,765)")
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds) of the same code, for the tests")
@@ -53,9 +55,10 @@ def main(argv=None):
         if args.step_size:
             lr, scores = args.step_size, {}
         else:
-            lr, scores = kw_fig2.pick_step_size(x_train, z_dim, ARCH, args.pick_steps, args.seed, args.weight_decay)
+            lr, scores = kw_fig2.pick_step_size(x_train, z_dim, ARCH, args.pick_steps, args.seed, args.weight_decay,
+                                                args.init_std)
         rows, _ = kw_fig2.curve(x_train, data.x_test, z_dim, lr, ARCH, int(args.samples), args.seed,
-                                x_train, args.weight_decay)
+                                x_train, args.weight_decay, args.init_std)
         results[z_dim] = dict(step_size=lr, step_size_scores={str(k): v for k, v in scores.items()}, curve=rows)
 
     table_rows = []
@@ -71,7 +74,7 @@ def main(argv=None):
     notes = (f"Train bound on all {len(x_train):,} training faces, test bound on the 200 test faces; one z sample, "
              "analytic KL, nats per example (a density on [0, 1]^560, so positive).")
     result = dict(paper=PAPER, results={str(k): v for k, v in results.items()}, samples=args.samples,
-                  weight_decay=args.weight_decay, n_train=len(x_train),
+                  weight_decay=args.weight_decay, n_train=len(x_train), init_std=args.init_std,
                   quick=args.quick, command=command_line(),
                   wall_seconds=kw_fig2.log_span(args.from_log) if args.from_log else clock.seconds(), machine=machine())
     kw_fig2.plot(results, PAPER, "Kingma & Welling Fig. 2, Frey Face (ours: lines; paper: circles)",
