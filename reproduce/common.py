@@ -97,3 +97,24 @@ def write_result(folder, result, table, notes=""):
 def log(msg):
     """A progress line on stdout, flushed at once (runs are logged to files)."""
     print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def one_layer_vae(seed):
+    """The one-stochastic-layer model of Burda et al. (IWAE) and Lam et al. (Fashion-MNIST):
+    784-200-200-50, tanh, Bernoulli decoder, Glorot initialization."""
+    from numpyvae import VAE
+    return VAE(784, [200, 200], 50, likelihood="bernoulli", activation="tanh", init="glorot", seed=seed)
+
+
+def test_figures(model, x_test, eval_k, rng):
+    """What iwae.py and fashion_mnist.py report on the test set: a dict of
+    log_px (mean of the k = eval_k importance-sampled estimates, nats), log_px_se
+    (its standard error over the images), test_elbo (one z per image),
+    active_units, and seconds (the wall time these took)."""
+    from numpyvae.evaluate import active_units, bounds, log_marginal
+    clock = Clock()
+    test = bounds(model, x_test, rng, k=1)
+    lm = log_marginal(model, x_test, k=eval_k, rng=rng, progress=False)
+    n_active, _ = active_units(model, x_test)
+    return dict(log_px=float(np.mean(lm)), log_px_se=float(np.std(lm) / np.sqrt(len(lm))),
+                test_elbo=-test["neg_elbo"], active_units=n_active, seconds=clock.seconds())

@@ -12,7 +12,6 @@ Data: Debian's dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist)
 or NUMPYVAE_DATA.
 """
 import argparse
-import json
 import math
 import os
 import sys
@@ -21,10 +20,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import Clock, command_line, load, log, machine, markdown_table, results_dir, write_result  # noqa: E402
-from numpyvae import VAE  # noqa: E402
+from common import (Clock, command_line, load, log, machine, markdown_table, one_layer_vae,  # noqa: E402
+                    results_dir, test_figures, write_result)
 from numpyvae.data import binarize  # noqa: E402
-from numpyvae.evaluate import active_units, bounds, log_marginal  # noqa: E402
+from numpyvae.evaluate import log_marginal  # noqa: E402
 from numpyvae.train import Trainer  # noqa: E402
 
 PAPER = (-238.64, 0.25)    # test log p(x) bound, K = 5000, mean +- its stated spread
@@ -48,7 +47,7 @@ def main(argv=None):
         args.steps, args.eval_k = 300, 50
         x_train, x_test = x_train[:4000], x_test[:100]
     x_test = x_test[:args.n_test]
-    model = VAE(784, [200, 200], 50, likelihood="bernoulli", activation="tanh", init="glorot", seed=args.seed)
+    model = one_layer_vae(args.seed)
     trainer = Trainer(model, x_train, None, optimizer="adam", lr=3e-4, batch_size=80, estimator="analytic",
                       k=1, binarize="dynamic", seed=args.seed, progress=False, verbose=False)
     rng = np.random.default_rng([args.seed, 3])
@@ -59,17 +58,14 @@ def main(argv=None):
         trainer.run(min(e, epochs))
         log(f"epoch {trainer.epoch}, step {trainer.step}")
     train_seconds = clock.seconds()
-    test = bounds(model, x_test, rng, k=1)
-    lm = log_marginal(model, x_test, k=args.eval_k, rng=rng, progress=False)
-    eval_seconds = clock.seconds() - train_seconds
-    n_active, _ = active_units(model, x_test)
-    ours, se = float(np.mean(lm)), float(np.std(lm) / np.sqrt(len(lm)))
+    fig = test_figures(model, x_test, args.eval_k, rng)
+    ours, se, n_active, eval_seconds = fig["log_px"], fig["log_px_se"], fig["active_units"], fig["seconds"]
     table = markdown_table(
         ["", "steps", "test images", f"test log p(x) bound, K = {args.eval_k}", "test ELBO", "active units"],
-        [["ours", trainer.step, len(x_test), f"{ours:.2f} ± {se:.2f} (s.e.)", f"{-test['neg_elbo']:.2f}", n_active],
+        [["ours", trainer.step, len(x_test), f"{ours:.2f} ± {se:.2f} (s.e.)", f"{fig['test_elbo']:.2f}", n_active],
          ["paper (Lam et al. 2025, Table 5)", 100000, 10000, f"{PAPER[0]} ± {PAPER[1]}", "", ""],
          ["ours − paper", "", "", f"{ours - PAPER[0]:+.2f}", "", ""]])
-    result = dict(ours=ours, ours_se=se, before_training=before, test_elbo=-test["neg_elbo"], active_units=n_active,
+    result = dict(ours=ours, ours_se=se, before_training=before, test_elbo=fig["test_elbo"], active_units=n_active,
                   steps=trainer.step, epochs=trainer.epoch, eval_k=args.eval_k, n_test=len(x_test), paper=PAPER,
                   train_seconds=round(train_seconds, 1), eval_seconds=round(eval_seconds, 1), quick=args.quick,
                   command=command_line(), wall_seconds=clock.seconds(), machine=machine())

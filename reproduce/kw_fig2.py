@@ -93,6 +93,52 @@ def curve(x_train, x_test, z_dim, lr, arch, total, seed, x_train_eval, weight_de
     return rows, trainer
 
 
+def arguments(doc, name, z_dims, pick_steps):
+    """The command line both Fig. 2 scripts share (each adds its own options to the parser returned)."""
+    import argparse
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--samples", type=float, default=1e7, help="training samples to run to (default 1e7)")
+    p.add_argument("--z-dims", type=int, nargs="+", default=z_dims)
+    p.add_argument("--pick-steps", type=int, default=pick_steps, help="minibatches per step size when choosing it")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weight-decay", type=float, default=0.0, metavar="LAMBDA",
+                   help="a N(0, I/LAMBDA) prior on the parameters; the paper's is N(0, I): 1 (default 0: none)")
+    p.add_argument("--step-size", type=float, default=None,
+                   help="use this Adagrad step size instead of picking one by the paper's rule")
+    p.add_argument("--init-std", type=float, default=0.01,
+                   help="standard deviation of the initial weights (the paper's N(0, 0.01) as a variance: 0.1)")
+    p.add_argument("--quick", action="store_true", help="a tiny run (seconds) of the same code, for the tests")
+    p.add_argument("--from-log", default=None, metavar="LOG",
+                   help="no training: rebuild the table and plot from the log of a run (stopped early or not)")
+    p.add_argument("--out", default=None, help=f"output folder (default reproduce/results/{name}[_quick])")
+    return p
+
+
+def train_all(args, x_train, x_test, x_train_eval, arch):
+    """{Nz: {step_size, step_size_scores, curve}}: one curve per ``args.z_dims`` (or read from ``args.from_log``)."""
+    if args.from_log:
+        return results_from_log(args.from_log)
+    results = {}
+    for z_dim in args.z_dims:
+        if args.step_size:
+            lr, scores = args.step_size, {}
+        else:
+            lr, scores = pick_step_size(x_train, z_dim, arch, args.pick_steps, args.seed, args.weight_decay,
+                                        args.init_std)
+        rows, _ = curve(x_train, x_test, z_dim, lr, arch, int(args.samples), args.seed, x_train_eval,
+                        args.weight_decay, args.init_std)
+        results[z_dim] = dict(step_size=lr, step_size_scores={str(k): v for k, v in scores.items()}, curve=rows)
+    return results
+
+
+def settings(args, clock):
+    """What a result.json records of the run's settings besides its numbers."""
+    from common import command_line, machine
+    return dict(samples=args.samples, weight_decay=args.weight_decay, init_std=args.init_std, quick=args.quick,
+                command=command_line(), machine=machine(),
+                wall_seconds=log_span(args.from_log) if args.from_log else clock.seconds())
+
+
 def results_from_log(path):
     """Rebuild {Nz: {step_size, step_size_scores, curve}} from a run's log file.
 

@@ -8,13 +8,12 @@ and 10,000 test images, grey levels in [0, 1] used as Bernoulli targets (the
 paper states no binarization).  The training bound is measured on the first
 10,000 training images, the test bound on all 10,000 test images.
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import Clock, command_line, load, log, machine, markdown_table, results_dir, write_result  # noqa: E402
+from common import Clock, load, log, markdown_table, results_dir, write_result  # noqa: E402
 import kw_fig2  # noqa: E402
 
 # (train, test) bound at 10^7 samples per Nz, read off Fig. 2 (MNIST panels), nats per example
@@ -23,20 +22,7 @@ ARCH = dict(hidden=[500], likelihood="bernoulli")
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--samples", type=float, default=1e7, help="training samples to run to (default 1e7)")
-    p.add_argument("--z-dims", type=int, nargs="+", default=[3, 10, 20])
-    p.add_argument("--pick-steps", type=int, default=500, help="minibatches per step size when choosing it")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weight-decay", type=float, default=0.0, metavar="LAMBDA",
-                   help="a N(0, I/LAMBDA) prior on the parameters; the paper's is N(0, I): 1 (default 0: none)")
-    p.add_argument("--step-size", type=float, default=None,
-                   help="use this Adagrad step size instead of picking one by the paper's rule")
-    p.add_argument("--quick", action="store_true", help="a tiny run (seconds) of the same code, for the tests")
-    p.add_argument("--from-log", default=None, metavar="LOG",
-                   help="no training: rebuild the table and plot from the log of a run (stopped early or not)")
-    p.add_argument("--out", default=None, help="output folder (default reproduce/results/kw_mnist[_quick])")
-    args = p.parse_args(argv)
+    args = kw_fig2.arguments(__doc__, "kw_mnist", z_dims=[3, 10, 20], pick_steps=500).parse_args(argv)
     data = load("mnist")
     x_train, x_test = data.x_train, data.x_test
     if args.quick:   # 3,000 / 1,000 images, Nz = 3, 2x10^4 samples
@@ -44,15 +30,7 @@ def main(argv=None):
         x_train, x_test = x_train[:3000], x_test[:1000]
     clock = Clock()
     out = results_dir("kw_mnist" + ("_quick" if args.quick else ""), args.out)
-    results = kw_fig2.results_from_log(args.from_log) if args.from_log else {}
-    for z_dim in ([] if args.from_log else args.z_dims):
-        if args.step_size:
-            lr, scores = args.step_size, {}
-        else:
-            lr, scores = kw_fig2.pick_step_size(x_train, z_dim, ARCH, args.pick_steps, args.seed, args.weight_decay)
-        rows, _ = kw_fig2.curve(x_train, x_test, z_dim, lr, ARCH, int(args.samples), args.seed, x_train[:10000],
-                                args.weight_decay)
-        results[z_dim] = dict(step_size=lr, step_size_scores={str(k): v for k, v in scores.items()}, curve=rows)
+    results = kw_fig2.train_all(args, x_train, x_test, x_train[:10000], ARCH)
 
     table_rows = []
     for z_dim, res in results.items():
@@ -65,9 +43,7 @@ def main(argv=None):
                             "ours, test", "paper, test", "ours - paper"], table_rows)
     notes = "Lower bound (ELBO, one z sample, analytic KL) in nats per example; paper values read off Fig. 2."
     result = dict(paper={str(k): v for k, v in PAPER.items()}, results={str(k): v for k, v in results.items()},
-                  samples=args.samples, weight_decay=args.weight_decay, quick=args.quick, command=command_line(),
-                  wall_seconds=kw_fig2.log_span(args.from_log) if args.from_log else clock.seconds(),
-                  machine=machine())
+                  **kw_fig2.settings(args, clock))
     kw_fig2.plot(results, {10 ** 7: {z: v[0] for z, v in PAPER.items()}},
                  "Kingma & Welling Fig. 2, MNIST (ours: lines; paper: markers)", os.path.join(out, "curves.png"),
                  paper_test={10 ** 7: {z: v[1] for z, v in PAPER.items()}})
