@@ -65,14 +65,19 @@ def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activat
     if dtype is None:                          # np.dtype(None) would quietly mean float64
         raise InputError("dtype: expected float32 or float64, got None")
     dtype = check_dtype("dtype", dtype)
-    out_dim = x_dim if likelihood == "bernoulli" else 2 * x_dim
-    sizes = [x_dim, *hidden, 2 * z_dim]
-    n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])) + \
-        sum((a + 1) * b for a, b in zip([z_dim, *hidden[::-1]], [*hidden[::-1], out_dim]))
+    n_params = sum((a + 1) * b for sizes in layer_sizes(x_dim, hidden, z_dim, likelihood)
+                   for a, b in zip(sizes[:-1], sizes[1:]))
     if n_params > MAX_PARAMS:
         raise InputError(f"x_dim, hidden, z_dim: {n_params:,} parameters, expected at most {MAX_PARAMS:,}")
     return dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
                 init=init, dtype=np.dtype(dtype).name, gaussian_mean=gaussian_mean)
+
+
+def layer_sizes(x_dim, hidden, z_dim, likelihood):
+    """(encoder sizes, decoder sizes): x -> hidden -> [mu | logvar] and z -> reversed hidden -> output,
+    where the output is the D logits (Bernoulli) or [mean | logvar_x], 2D (Gaussian)."""
+    out_dim = x_dim if likelihood == "bernoulli" else 2 * x_dim
+    return [x_dim, *hidden, 2 * z_dim], [z_dim, *hidden[::-1], out_dim]
 
 
 def _clip_logvar(raw):
@@ -108,13 +113,13 @@ class VAE:
         x_dim, hidden, z_dim = self.config["x_dim"], self.config["hidden"], self.config["z_dim"]
         self.likelihood, self.gaussian_mean = likelihood, gaussian_mean
         self.dtype = np.dtype(self.config["dtype"]).type
-        out_dim = x_dim if likelihood == "bernoulli" else 2 * x_dim
         seed = check_positive_int("seed", seed, minimum=0)
         self.x_dim, self.z_dim = x_dim, z_dim
-        self._widest = max(out_dim, 2 * z_dim, *hidden)         # the widest activation row
+        encoder_sizes, decoder_sizes = layer_sizes(x_dim, hidden, z_dim, likelihood)
+        self._widest = max(encoder_sizes[1:] + decoder_sizes[1:])     # the widest activation row
         rng = np.random.default_rng(seed)
-        self.encoder = MLP([x_dim, *hidden, 2 * z_dim], activation, init, rng, self.dtype)
-        self.decoder = MLP([z_dim, *hidden[::-1], out_dim], activation, init, rng, self.dtype)
+        self.encoder = MLP(encoder_sizes, activation, init, rng, self.dtype)
+        self.decoder = MLP(decoder_sizes, activation, init, rng, self.dtype)
         self.params = OrderedDict()
         self._grad_of = OrderedDict()
         for prefix, mlp in (("encoder", self.encoder), ("decoder", self.decoder)):
