@@ -150,6 +150,22 @@ def test_kw_frey_face_quick_bound_rises(reproduce, tmp_path):
     assert (tmp_path / "table.md").exists() and (tmp_path / "curves.png").exists()
 
 
+def test_kw_frey_face_cause_options_reach_the_training(reproduce, tmp_path):
+    """--train-valid trains on 1,765 faces; --weight-decay and --init-std reach the trainer and the model."""
+    pytest.importorskip("scipy", reason="Frey Face is a MATLAB file: reading it needs scipy")
+    result = reproduce("kw_frey_face", tmp_path, "--train-valid", "--weight-decay", "1", "--init-std", "0.1",
+                       "--step-size", "0.02")
+    assert result["n_train"] == 1765 and result["weight_decay"] == 1.0 and result["init_std"] == 0.1, result
+    assert result["results"]["2"]["step_size"] == 0.02 and result["results"]["2"]["step_size_scores"] == {}
+    import kw_fig2
+    from numpyvae.data import load
+    x = load("frey-face", download=False).x_train[:200]
+    trainer = kw_fig2.new_trainer(x, 2, 0.02, {"hidden": [200], "likelihood": "gaussian"}, 0, 1.0, 0.1)
+    W = trainer.model.params["encoder.0.W"]
+    assert trainer.weight_decay == 1.0 and 0.09 < float(np.std(W)) < 0.11, \
+        f"initial weights' std ours {np.std(W):.4f} vs expected 0.1"
+
+
 def test_kw_mnist_quick_bound_rises(reproduce, tmp_path):
     result = reproduce("kw_mnist", tmp_path)
     curve = result["results"]["3"]["curve"]
