@@ -24,6 +24,14 @@ PAPER = {10 ** 7: {2: 835, 5: 1076, 10: 1217, 20: 1255},
 ARCH = dict(hidden=[200], likelihood="gaussian", model_kwargs=dict(gaussian_mean="sigmoid"))
 
 
+def variant(weight_decay, init_std, n_train):
+    """What a run changed from the default setting, for the plot's title ("" when nothing)."""
+    changes = [f"weight decay {weight_decay:g}" if weight_decay else "",
+               f"initial std {init_std:g}" if init_std != 0.01 else "",
+               f"{n_train:,} training faces" if n_train != 1565 else ""]
+    return "".join(f"\n{c}" for c in changes if c)
+
+
 def main(argv=None):
     p = kw_fig2.arguments(__doc__, "kw_frey_face", z_dims=[2, 5, 10, 20], pick_steps=1000)
     p.add_argument("--train-valid", action="store_true",
@@ -51,8 +59,8 @@ def main(argv=None):
              "analytic KL, nats per example (a density on [0, 1]^560, so positive).")
     result = dict(paper=PAPER, results={str(k): v for k, v in results.items()}, n_train=len(x_train),
                   **kw_fig2.settings(args, clock))
-    kw_fig2.plot(results, PAPER, "Kingma & Welling Fig. 2, Frey Face (ours: lines; paper: circles)",
-                 os.path.join(out, "curves.png"))
+    kw_fig2.plot(results, PAPER, "Kingma & Welling Fig. 2, Frey Face (ours: lines; paper: circles)"
+                 + variant(args.weight_decay, args.init_std, len(x_train)), os.path.join(out, "curves.png"))
     write_result(out, result, table, notes)
     log(f"wrote {out}")
     return result
