@@ -245,7 +245,7 @@ class Trainer:
         self.perm, self.batch_index, self.epoch_count = None, 0, 0
         self.sums = dict.fromkeys(SUM_KEYS, 0.0)
         if self.verbose:
-            _tell(format_row(row))
+            _tell(format_row(row, self.weight_decay))
         return row
 
     # ---- the trainer's state, for checkpoints ------------------------------------------
@@ -347,16 +347,17 @@ def _main_thread():
 
 # ---- the history as data --------------------------------------------------------
 
-def format_row(row):
+def format_row(row, weight_decay=0.0):
     """One history row as the line printed after each epoch, every figure labelled.
 
     The training objective is shown only where it differs from -ELBO (beta != 1,
-    KL warm-up, or the IWAE bound).
+    KL warm-up, the IWAE bound, or the weight decay's prior term).
     """
     text = f"epoch {row['epoch']}: train -ELBO {row['train_neg_elbo']:.2f}"
     text += f" = recon {row['train_recon']:.2f} + KL {row['train_kl']:.2f}"
-    if abs(row["train_objective"] - row["train_neg_elbo"]) > 5e-3 or row.get("beta", 1.0) != 1.0:
-        text += f" (objective minimised {row['train_objective']:.2f}, beta {row.get('beta', 1.0):.3g})"
+    if abs(row["train_objective"] - row["train_neg_elbo"]) > 5e-3 or row.get("beta", 1.0) != 1.0 or weight_decay:
+        prior = f", weight decay {weight_decay:g}" if weight_decay else ""
+        text += f" (objective minimised {row['train_objective']:.2f}, beta {row.get('beta', 1.0):.3g}{prior})"
     if row.get("test_neg_elbo") is not None:
         text += (f" | test -ELBO {row['test_neg_elbo']:.2f} = recon {row['test_recon']:.2f}"
                  f" + KL {row['test_kl']:.2f}")

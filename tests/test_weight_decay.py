@@ -124,6 +124,8 @@ def test_command_line_prints_the_objective_and_keeps_the_prior_on_resume(tmp_pat
                  "--weight-decay", "50"]) == 0
     captured = capsys.readouterr()
     assert "objective" in captured.out, captured.out
+    epoch_line = [line for line in captured.err.splitlines() if line.startswith("epoch 1:")][0]
+    assert "objective minimised" in epoch_line and "weight decay 50" in epoch_line, epoch_line
     last = json.loads((out / "history.json").read_text())[-1]
     assert last["train_objective"] > last["train_neg_elbo"], last
     code = main(["train", "--resume", str(out / "checkpoint.npz"), "--epochs", "2", "--weight-decay", "3",
