@@ -35,6 +35,9 @@ def main(argv=None):
     p.add_argument("--eval-k", type=int, default=5000)
     p.add_argument("--n-test", type=int, default=None, help="evaluate on the first N test images (default: all 10,000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", choices=["glorot", "pytorch"], default="glorot",
+                   help="initial weights: numpyvae's Glorot, or PyTorch's nn.Linear default, "
+                        "W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (a guess at the paper's)")
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds), for the tests")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
@@ -48,6 +51,8 @@ def main(argv=None):
         x_train, x_test = x_train[:4000], x_test[:100]
     x_test = x_test[:args.n_test]
     model = one_layer_vae(args.seed)
+    if args.init == "pytorch":
+        pytorch_init(model, np.random.default_rng([args.seed, 11]))
     trainer = Trainer(model, x_train, None, optimizer="adam", lr=3e-4, batch_size=80, estimator="analytic",
                       k=1, binarize="dynamic", seed=args.seed, progress=False, verbose=False)
     rng = np.random.default_rng([args.seed, 3])
@@ -65,7 +70,7 @@ def main(argv=None):
         [["ours", trainer.step, len(x_test), f"{ours:.2f} ± {se:.2f} (s.e.)", f"{fig['test_elbo']:.2f}", n_active],
          ["paper (Lam et al. 2025, Table 5)", 100000, 10000, f"{PAPER[0]} ± {PAPER[1]}", "", ""],
          ["ours − paper", "", "", f"{ours - PAPER[0]:+.2f}", "", ""]])
-    result = dict(ours=ours, ours_se=se, before_training=before, test_elbo=fig["test_elbo"], active_units=n_active,
+    result = dict(init=args.init, ours=ours, ours_se=se, before_training=before, test_elbo=fig["test_elbo"], active_units=n_active,
                   steps=trainer.step, epochs=trainer.epoch, eval_k=args.eval_k, n_test=len(x_test), paper=PAPER,
                   train_seconds=round(train_seconds, 1), eval_seconds=round(eval_seconds, 1), quick=args.quick,
                   command=command_line(), wall_seconds=clock.seconds(), machine=machine())
@@ -75,6 +80,15 @@ def main(argv=None):
     plot(result, os.path.join(out, "fashion_mnist.png"))
     log(f"wrote {out}")
     return result
+
+
+def pytorch_init(model, rng):
+    """Redraw every Linear's W and b from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), in place."""
+    for mlp in (model.encoder, model.decoder):
+        for lin in mlp.linears:
+            bound = 1.0 / np.sqrt(lin.W.shape[0])
+            lin.W[...] = rng.uniform(-bound, bound, lin.W.shape)
+            lin.b[...] = rng.uniform(-bound, bound, lin.b.shape)
 
 
 def plot(result, path):

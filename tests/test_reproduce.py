@@ -188,3 +188,21 @@ def test_fashion_mnist_quick_training_raises_log_px(reproduce, tmp_path):
     assert result["ours"] > result["before_training"], \
         f"Fashion-MNIST log p(x): ours {result['ours']:.2f} after vs {result['before_training']:.2f} before training"
     assert result["ours"] > result["test_elbo"], f"log p(x) {result['ours']:.2f} vs ELBO {result['test_elbo']:.2f}"
+
+
+def test_fashion_mnist_pytorch_init_draws_within_one_over_sqrt_fan_in(monkeypatch):
+    """--init pytorch: every W and b of a Linear with fan_in n from U(-1/sqrt(n), 1/sqrt(n)), seeded."""
+    monkeypatch.syspath_prepend(str(REPO / "reproduce"))
+    fashion_mnist = importlib.import_module("fashion_mnist")
+    from common import one_layer_vae
+    model = one_layer_vae(0)
+    fashion_mnist.pytorch_init(model, np.random.default_rng(3))
+    for mlp in (model.encoder, model.decoder):
+        for lin in mlp.linears:
+            bound = 1 / np.sqrt(lin.W.shape[0])
+            for name, p in (("W", lin.W), ("b", lin.b)):
+                top = float(np.abs(p).max())
+                assert bound * 0.9 < top <= bound, f"{name} of a {lin.W.shape} layer: ours max |.| {top} vs bound {bound}"
+    again = one_layer_vae(0)
+    fashion_mnist.pytorch_init(again, np.random.default_rng(3))
+    assert all(np.array_equal(model.params[k], again.params[k]) for k in model.params), "same seed, other weights"
