@@ -378,7 +378,8 @@ def trainer_config(path):
     arrays = read(path)
     if "trainer_config" not in arrays:
         raise CheckpointError(f"checkpoint {path!r}: holds a model only, no trainer state to resume from")
-    config = _json(arrays, "trainer_config", path)
+    # options added since the checkpoint may have been written get their defaults
+    config = {"weight_decay": 0.0, **_json(arrays, "trainer_config", path)}
     run_info = _json(arrays, "run_info", path) if "run_info" in arrays else config.pop("meta", {})
     if not isinstance(run_info, dict):
         raise CheckpointError(f"checkpoint {path!r}: entry 'run_info' should be a JSON object")

@@ -209,7 +209,6 @@ def _refuse_conflicts(args, model_config, trainer_config, run_info):
     """A resumed run keeps its model, trainer settings and dataset: an option that differs is refused."""
     stored = {**{key: model_config.get(key) for key in MODEL_OPTIONS},
               **{key: trainer_config.get(key) for key in TRAINER_OPTIONS}, "dataset": run_info.get("dataset")}
-    stored["weight_decay"] = trainer_config.get("weight_decay", 0.0)    # runs saved before the option existed
     conflicts = []
     for dest, kept in stored.items():
         if dest in args.given and getattr(args, dest) != kept:
