@@ -30,6 +30,7 @@ import tracemalloc
 import numpy as np
 
 from numpyvae import VAE
+from numpyvae.blas_threads import blas_threads
 from numpyvae.evaluate import log_marginal
 from numpyvae.optim import Adam
 
@@ -142,9 +143,10 @@ def step_bound(batch, seed=0):
 
 # ---- log_marginal and its bound ---------------------------------------------------------
 
-def log_marginal_job(model, x, k, max_rows):
+def log_marginal_job(model, x, k, max_rows, workers):
     def run():
-        log_marginal(model, x, k=k, rng=np.random.default_rng(0), max_rows=max_rows, progress=False)
+        log_marginal(model, x, k=k, rng=np.random.default_rng(0), max_rows=max_rows, progress=False,
+                     workers=workers)
     return run
 
 
@@ -179,12 +181,16 @@ def peak_memory(fn):
 
 # ---- timing -------------------------------------------------------------------------------
 
-def interleaved(jobs, repeats, calls, clock):
+def interleaved(jobs, repeats, calls, clock, settle=0.0):
     """{name: [seconds per call, one per repetition]}, the jobs interleaved within each repetition.
 
     clock: time.perf_counter (wall) or time.process_time (CPU time of this
     process: with one BLAS thread it is not inflated by other programs'
     load, so on a shared machine it is the steadier of the two).
+    settle: seconds to sleep before each timed job.  After a product,
+    OpenBLAS's idle threads spin for a while before they sleep; a job that
+    starts at once shares the cores with them (log_marginal's workers lose
+    up to 0.05 s that way, once per call, not per image).
     """
     times = {name: [] for name in jobs}
     for fn in jobs.values():
@@ -192,6 +198,7 @@ def interleaved(jobs, repeats, calls, clock):
     for _ in range(repeats):
         for name, fn in jobs.items():
             n = calls[name]
+            time.sleep(settle)
             t0 = clock()
             for _ in range(n):
                 fn()
@@ -217,6 +224,10 @@ def main():
     p.add_argument("--lm-images", type=int, default=4, help="images per log_marginal repetition")
     p.add_argument("--k", type=int, default=5000)
     p.add_argument("--max-rows", type=int, default=1024)
+    p.add_argument("--workers", type=int, default=None,
+                   help="log_marginal's workers (default: as many as BLAS has threads)")
+    p.add_argument("--settle", type=float, default=0.3,
+                   help="seconds of sleep before each timed log_marginal job (see interleaved)")
     p.add_argument("--skip-training", action="store_true")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall time, or this process's CPU time (steadier on a shared machine, one thread only)")
@@ -256,13 +267,15 @@ def main():
     for hidden, z_dim, act in (([400], 20, "relu"), ([200, 200], 50, "tanh")):
         model = VAE(784, hidden, z_dim, activation=act, seed=0)
         x = (np.random.default_rng(1).uniform(size=(args.lm_images, 784)) < 0.3).astype(np.float32)
-        jobs = {"log_marginal": log_marginal_job(model, x, args.k, args.max_rows),
+        jobs = {"log_marginal": log_marginal_job(model, x, args.k, args.max_rows, args.workers),
                 "BLAS bound": log_marginal_bound(model, len(x), args.k, args.max_rows)}
-        times = interleaved(jobs, args.repeats, {name: 1 for name in jobs}, clock)
+        times = interleaved(jobs, args.repeats, {name: 1 for name in jobs}, clock, args.settle)
         best = {name: min(t) for name, t in times.items()}
         peak = peak_memory(jobs["log_marginal"])
         arch = f"784-{'-'.join(map(str, hidden))}-{z_dim} {act}"
-        print(f"\nlog_marginal, {arch}, k={args.k}, {args.max_rows} rows per chunk, float32:")
+        workers = args.workers or blas_threads() or 1
+        print(f"\nlog_marginal, {arch}, k={args.k}, {args.max_rows} rows per chunk, float32, "
+              f"{workers} worker{'s' * (workers > 1)}:")
         for name, t in times.items():
             print(f"  {name:12s} {best[name] / len(x):.3f} s per image ({np.median(t) / len(x):.3f})  "
                   f"-> {10000 * best[name] / len(x) / 60:.1f} min for 10,000 images")

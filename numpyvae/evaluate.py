@@ -6,10 +6,13 @@ function takes a model and a data array (N, D) and returns per-dataset
 figures in nats per example.  Nothing here changes the model.
 """
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .estimators import _logsumexp
+from .blas_threads import blas_threads, one_blas_thread
 from .layers import Linear, ReLU, Tanh, softplus
 from .progress import ProgressBar
 from .validate import check_float, check_positive_int, check_rng
@@ -43,7 +46,7 @@ def bounds(model, x, rng, k=1, batch_size=1000):
     return out
 
 
-def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None):
+def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, workers=None):
     """Importance-sampled log p(x) with q(z|x) as the proposal -- seed eq. (3*).
 
         log p(x) ~ log (1/k) sum_i w_i,   w_i = p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x)
@@ -56,40 +59,86 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None):
     decoder rows (several examples share a chunk when k < max_rows), and a
     running log-sum-exp in float64 combines the chunks.  Memory is bounded by
     the chunk, whatever N and k: a few arrays of max_rows x (D or a hidden
-    size), 6 MiB at the peak for 784-400-20 or 784-200-200-50 in float32 with the default 1024
-    rows (measured by benchmarks/side_by_side.py with tracemalloc).  Chunks
-    that small keep the elementwise work in the processor's cache, where it
-    is fastest; the same script times it against the decoder's matrix
-    products alone.
+    size) per worker, 6 MiB at the peak for 784-400-20 or 784-200-200-50 in
+    float32 with the default 1024 rows and one worker, and about that much
+    again for each further worker (measured by benchmarks/side_by_side.py
+    with tracemalloc).  Chunks that small keep the elementwise work in the
+    processor's cache, where it is fastest; the same script times it against
+    the decoder's matrix products alone.
 
     The log weights are computed in the model's dtype and summed over the k
     samples in float64.  The precision check: with the same eps, a float32
     784-200-200-50 model's log weights (about -560 nats) differ from its
     float64 twin's by at most 1.6e-4 nats (tests/test_reproduce.py), far
     below the Monte Carlo error of k = 5000 samples.
+
+    workers : Python threads sharing the examples; None = as many as BLAS has
+        threads (1 when that cannot be read: see numpyvae/blas_threads.py).
+        With more than one, BLAS runs one thread per product for the call
+        (restored after) and each worker does its own products and
+        elementwise work, so both use every core (for speed: NumPy's
+        elementwise functions use one core).  Each group of examples draws
+        its eps from its own stream spawned from ``rng``, so the estimates
+        do not depend on the number of workers.
     progress : a bar on stderr; None shows it only when stderr is a terminal.
     """
     x = model.check_x(x)
     k = check_positive_int("k", k)
     rng = check_rng("rng", rng)
     max_rows = check_positive_int("max_rows", max_rows)
+    workers = (blas_threads() or 1) if workers is None else check_positive_int("workers", workers)
     n_per = max(1, min(len(x), max_rows // min(k, max_rows)))   # examples per pass
-    log_w = _LogWeights(model, max_rows)
-    bar = ProgressBar(len(x), f"log p(x), k={k}", progress)
+    starts = range(0, len(x), n_per)
+    streams = rng.spawn(len(starts))                            # one eps stream per pass
+    workers = min(workers, len(starts))
     out = np.empty(len(x), dtype=np.float64)
-    for start in range(0, len(x), n_per):
-        xb = x[start:start + n_per]
-        B = len(xb)
-        log_w.set_batch(xb)
-        total = np.full(B, -np.inf)
-        c = max(1, max_rows // B)                                # samples per chunk
-        for done in range(0, k, c):
-            f = log_w(model.draw_eps(rng, min(c, k - done), B))  # (kc, B) float64
-            total = np.logaddexp(total, _logsumexp(f, axis=0))
-        out[start:start + B] = total - math.log(k)
-        bar.update(start + B)
-    bar.close()
+    bar = ProgressBar(len(x), f"log p(x), k={k}", progress)
+    model_lock = threading.Lock()      # the model's forward passes keep caches on the layers: one at a time
+    stop = threading.Event()           # set when any worker fails (or the caller is interrupted)
+    done = [0]
+
+    def work(passes):
+        log_w = _LogWeights(model, max_rows, model_lock)
+        try:
+            for p in passes:
+                if stop.is_set():
+                    return
+                start = starts[p]
+                xb = x[start:start + n_per]
+                out[start:start + len(xb)] = _log_mean_weight(log_w, xb, k, max_rows, streams[p])
+                with model_lock:
+                    done[0] += len(xb)
+                    bar.update(done[0])
+        except BaseException:
+            stop.set()                                               # the other workers end too
+            raise
+
+    try:
+        if workers == 1:
+            work(range(len(starts)))
+        else:
+            with one_blas_thread(), ThreadPoolExecutor(workers) as pool:
+                jobs = [pool.submit(work, range(i, len(starts), workers)) for i in range(workers)]
+                try:
+                    for job in jobs:
+                        job.result()                                 # a worker's exception is raised here
+                finally:
+                    stop.set()                                       # on Ctrl-C: end after the current pass
+    finally:
+        bar.close()
     return out
+
+
+def _log_mean_weight(log_w, xb, k, max_rows, rng):
+    """log (1/k) sum_i w_i for the examples xb (B, D), in chunks of at most max_rows rows -> (B,)."""
+    B = len(xb)
+    log_w.set_batch(xb)
+    total = np.full(B, -np.inf)
+    c = max(1, max_rows // B)                                        # samples per chunk
+    for done in range(0, k, c):
+        f = log_w(log_w.draw_eps(rng, min(c, k - done), B))          # (kc, B) float64
+        total = np.logaddexp(total, _logsumexp(f, axis=0))
+    return total - math.log(k)
 
 
 class _LogWeights:
@@ -101,8 +150,13 @@ class _LogWeights:
     passes over the (K*B, D) decoder output from about ten to three.
     """
 
-    def __init__(self, model, max_rows):
+    def __init__(self, model, max_rows, model_lock=None):
         self.model = model
+        self.model_lock = threading.Lock() if model_lock is None else model_lock
+        if model.dtype == np.float32:
+            n_pairs = (max_rows * model.z_dim + 1) // 2
+            self.uniforms = np.empty(2 * n_pairs, dtype=np.float32)     # draw_eps's buffers
+            self.normals = np.empty(2 * n_pairs, dtype=np.float32)
         self.fused = model.likelihood == "bernoulli"
         if self.fused:
             # every decoder Linear as one product: (H+1, H') weights, the bias as the
@@ -117,13 +171,43 @@ class _LogWeights:
 
     def set_batch(self, x):
         self.x = x
-        self.mu, self.logvar = self.model.encode(x)
+        with self.model_lock:
+            self.mu, self.logvar = self.model.encode(x)
         self.sigma = np.exp(0.5 * self.logvar)
         self.half_sum_logvar = 0.5 * np.sum(self.logvar, axis=-1)
         if self.fused:
             # sum_d x_d l_d = [h | 1] . (W1 x): one (H+1,) vector per example,
             # so the (K*B, D) product x * l is never formed
             self.W1x = x @ self.W1.T                                 # (B, H+1)
+
+    def draw_eps(self, rng, K, B):
+        """eps ~ N(0, I) of shape (K, B, Z) from rng, K * B <= max_rows.
+
+        float32 models: by the Box-Muller transform into preallocated buffers
+        (for speed: 0.15 ms per 1024 x 50 draws where rng.standard_normal takes
+        0.43, a tenth of log_marginal's time):  u1, u2 ~ U[0, 1),
+            r = sqrt(-2 log(1 - u1)),  theta = 2 pi u2,  (r cos theta, r sin theta) ~ N(0, I_2).
+        float32 uniforms are multiples of 2^-24, so r < 5.77: the pairs beyond,
+        a mass of exp(-5.77^2 / 2) = 6e-8, are never drawn.
+        float64 models: rng.standard_normal, as everywhere else.
+        """
+        if self.model.dtype != np.float32:
+            return self.model.draw_eps(rng, K, B)
+        n = K * B * self.model.z_dim
+        m = (n + 1) // 2
+        u1, u2 = self.uniforms[:2 * m].reshape(2, m)
+        rng.random(out=u1, dtype=np.float32)
+        rng.random(out=u2, dtype=np.float32)
+        np.subtract(1, u1, out=u1)
+        np.log(u1, out=u1)
+        u1 *= -2
+        r = np.sqrt(u1, out=u1)
+        theta = np.multiply(u2, np.float32(2 * np.pi), out=u2)
+        normals = self.normals[:2 * m].reshape(2, m)
+        np.cos(theta, out=normals[0])
+        np.sin(theta, out=normals[1])
+        normals *= r
+        return self.normals[:n].reshape(K, B, -1)
 
     def __call__(self, eps):
         K, B = eps.shape[:2]
@@ -140,7 +224,9 @@ class _LogWeights:
         if self.fused:
             log_px = self._bernoulli_log_px(K, B)
         else:
-            log_px = self.model.log_px(self.x, self.model.decode(z.reshape(K * B, -1)).reshape(K, B, -1))
+            with self.model_lock:
+                out = self.model.decode(z.reshape(K * B, -1)).reshape(K, B, -1)
+            log_px = self.model.log_px(self.x, out)
         return log_px.astype(np.float64) + log_ratio
 
     def _bernoulli_log_px(self, K, B):

@@ -50,8 +50,9 @@ def log_marginal_copy(model, x, k=5000, rng=None, max_rows=32768, combine=np.log
     """A copy of evaluate.log_marginal's chunked algorithm with the chunk combination as a parameter."""
     x = model.check_x(x)
     n_per = max(1, min(len(x), max_rows // min(k, max_rows)))
+    starts = range(0, len(x), n_per)
     out = np.empty(len(x))
-    for start in range(0, len(x), n_per):
+    for start, rng in zip(starts, rng.spawn(len(starts))):        # one eps stream per pass, as the package
         xb = x[start:start + n_per]
         mu, logvar = model.encode(xb)
         B = len(xb)

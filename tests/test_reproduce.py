@@ -55,11 +55,13 @@ def test_log_marginal_is_the_log_mean_of_the_weights():
     k = 40
     for max_rows in (7, 40, 400):                              # chunks of 7 samples; 1 example; 5 examples
         ours = log_marginal(model, x, k=k, rng=np.random.default_rng(4), max_rows=max_rows, progress=False)
-        # the same draws, in the same order, by the plain formula
-        rng = np.random.default_rng(4)
+        # the same draws by the plain formula: each pass over examples has its own
+        # stream, spawned from the caller's generator in order
         n_per = max(1, min(len(x), max_rows // min(k, max_rows)))
+        starts = range(0, len(x), n_per)
+        streams = np.random.default_rng(4).spawn(len(starts))
         expected = np.empty(len(x))
-        for start in range(0, len(x), n_per):
+        for start, rng in zip(starts, streams):
             xb = x[start:start + n_per]
             c = max(1, max_rows // len(xb))
             f = np.concatenate([plain_log_weights(model, xb, model.draw_eps(rng, min(c, k - done), len(xb)))
