@@ -15,7 +15,9 @@ disturbed; the median is printed beside it).
 BLAS bound of a training step: the forward products x @ W, and the backward
 products x^T @ dout (every layer) and dout @ W^T (every layer but the first,
 whose input is data), timed alone on preallocated arrays.  BLAS bound of
-log_marginal: the decoder's products z @ W ... on the same chunks of rows.
+log_marginal: the decoder's products z @ W ... on the same chunks of rows,
+on all the BLAS threads; log_marginal itself runs as many workers as BLAS has
+threads (--workers to choose), each on a one-thread BLAS.
 "ratio to bound" = bound time / our time: 1.0 would mean the elementwise work
 is free.  Set the BLAS threads with OPENBLAS_NUM_THREADS (and --threads, which
 PyTorch is given) before comparing.
