@@ -22,6 +22,7 @@ import numpy as np
 from . import __version__
 from . import checkpoint as ckpt
 from .errors import CheckpointError, FileError, InputError, NumpyVAEError, TrainingError
+from .evaluate import MAX_WORKERS
 from .fileio import describe_os_error
 from .estimators import ESTIMATORS
 from .layers import ACTIVATIONS
@@ -177,6 +178,8 @@ def build_parser(suppress_defaults=False):
                    help="samples per example (>1 also prints the IWAE bound)")
     e.add_argument("--log-marginal", type=integer(0), default=0, metavar="K",
                    help="also estimate log p(x) by importance sampling with K samples (0: no)")
+    e.add_argument("--workers", type=integer(1, MAX_WORKERS), default=None, metavar="N",
+                   help="threads for --log-marginal, each on a one-thread BLAS (default: as many as BLAS has)")
     e.add_argument("--binarize", choices=BINARIZE, help="default: as in training")
     e.add_argument("--seed", type=integer(0), default=0, help="seeds every random draw")
 
@@ -472,7 +475,7 @@ def cmd_evaluate(args):
     if args.k > 1:
         _out(f"IWAE bound, k={args.k}: -log p(x) <= {b['neg_iwae']:.3f} nats per example (a stochastic bound)")
     if args.log_marginal:
-        lm = log_marginal(model, x, k=args.log_marginal, rng=rng)
+        lm = log_marginal(model, x, k=args.log_marginal, rng=rng, workers=args.workers)
         _out(f"importance-sampled estimate of -log p(x), k={args.log_marginal}: {-lm.mean():.3f} nats per example "
               "(a stochastic upper bound on -log p(x), tighter as k grows)")
     active, _ = active_units(model, x)

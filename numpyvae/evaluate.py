@@ -11,11 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .estimators import _logsumexp
 from .blas_threads import blas_threads, one_blas_thread
+from .errors import InputError
+from .estimators import _logsumexp
 from .layers import Linear, ReLU, Tanh, softplus
 from .progress import ProgressBar
 from .validate import check_float, check_positive_int, check_rng
+
+MAX_WORKERS = 256     # log_marginal's threads; each holds a few MiB of buffers
 
 
 def bounds(model, x, rng, k=1, batch_size=1000):
@@ -73,7 +76,8 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
     below the Monte Carlo error of k = 5000 samples.
 
     workers : Python threads sharing the examples; None = as many as BLAS has
-        threads (1 when that cannot be read: see numpyvae/blas_threads.py).
+        threads (1 when that cannot be read: see numpyvae/blas_threads.py),
+        at most MAX_WORKERS.
         With more than one, BLAS runs one thread per product for the call
         (restored after) and each worker does its own products and
         elementwise work, so both use every core (for speed: NumPy's
@@ -86,7 +90,10 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
     k = check_positive_int("k", k)
     rng = check_rng("rng", rng)
     max_rows = check_positive_int("max_rows", max_rows)
-    workers = (blas_threads() or 1) if workers is None else check_positive_int("workers", workers)
+    if workers is None:
+        workers = min(blas_threads() or 1, MAX_WORKERS)
+    elif check_positive_int("workers", workers) > MAX_WORKERS:
+        raise InputError(f"workers: expected an integer from 1 to {MAX_WORKERS}, got {workers!r}")
     n_per = max(1, min(len(x), max_rows // min(k, max_rows)))   # examples per pass
     starts = range(0, len(x), n_per)
     streams = rng.spawn(len(starts))                            # one eps stream per pass

@@ -227,6 +227,7 @@ VALUES = {
 }
 FLAGS = ["--force", "--no-progress", "--quiet", "--no-plots"]
 EVALUATE = {"-k": ["0", "1", "3", "10001", "x"], "--log-marginal": ["-1", "0", "20", "y"],
+            "--workers": ["0", "1", "2", "257", "w"],
             "--binarize": ["none", "dynamic", "odd"], "--seed": ["-3", "0", "5"], "--dataset": ["digits", "mnist", "x"]}
 SAMPLE = {"--n": ["0", "1", "9", "5000", "-1", "z"], "--seed": ["-1", "0", "12"],
           "--out": ["", "{root}", "{file}/x.png", "{fresh}/s.png", "{fresh}.png"]}

@@ -44,7 +44,7 @@ def test_the_estimates_do_not_depend_on_the_number_of_workers(dtype, tol):
 def test_workers_must_be_a_positive_integer():
     model = VAE(6, [5], 2, seed=0)
     x = np.full((2, 6), 0.5, dtype=np.float32)
-    for bad in (0, -1, 1.5, "2", True):
+    for bad in (0, -1, 1.5, "2", True, 257):
         with pytest.raises(InputError, match="workers"):
             log_marginal(model, x, k=5, rng=np.random.default_rng(0), workers=bad, progress=False)
 
