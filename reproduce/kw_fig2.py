@@ -39,21 +39,45 @@ def marks(total, first=10 ** 4):
     return [m for m in out if first <= m < total] + [int(total)]
 
 
-def new_trainer(x_train, z_dim, lr, arch, seed, weight_decay=0.0, init_std=0.01):
+def new_trainer(x_train, z_dim, lr, arch, seed, weight_decay=0.0, init_std=0.01, adagrad_warmup=0):
     """A fresh VAE of the paper's architecture and an Adagrad trainer with step size ``lr``.
 
     init_std: the standard deviation of the initial weights and biases; the paper's
     "N(0, 0.01)" read as a variance would make it 0.1 (numpyvae's "normal" init is 0.01).
+    adagrad_warmup: minibatches whose squared gradients start Adagrad's sums
+    before the first update (see warm_up_adagrad).
     """
     model = VAE(x_train.shape[1], arch["hidden"], z_dim, likelihood=arch["likelihood"],
                 activation="tanh", init="normal", seed=seed, **arch.get("model_kwargs", {}))
     for p in model.params.values():
         p *= init_std / 0.01
-    return Trainer(model, x_train, None, optimizer="adagrad", lr=lr, batch_size=100,
-                   estimator="analytic", k=1, weight_decay=weight_decay, seed=seed, progress=False, verbose=False)
+    trainer = Trainer(model, x_train, None, optimizer="adagrad", lr=lr, batch_size=100,
+                      estimator="analytic", k=1, weight_decay=weight_decay, seed=seed, progress=False, verbose=False)
+    warm_up_adagrad(trainer, adagrad_warmup, seed)
+    return trainer
 
 
-def pick_step_size(x_train, z_dim, arch, steps, seed, weight_decay=0.0, init_std=0.01):
+def warm_up_adagrad(trainer, steps, seed):
+    """Add the squared gradients of ``steps`` minibatches to Adagrad's sums, changing no parameter.
+
+    Kingma's own AEVB code (dpkingma/anglepy, wzoptim.step_vae, warmup=100)
+    does this: for its first 100 minibatches it only accumulates the squared
+    gradients, so the first real update is divided by the root of 100
+    minibatches' worth of them.  Minibatches of 100 drawn with replacement,
+    as there; their 100 x 100 samples are not counted on the curve's x axis.
+    """
+    rng = np.random.default_rng([seed, 100])
+    sums = trainer.optimizer.slots["sum_sq"]
+    for _ in range(steps):
+        xb = trainer.x_train[rng.integers(0, len(trainer.x_train), size=100)]
+        _, grads = trainer.model.loss_and_grads(xb, rng=rng, estimator="analytic", k=1)
+        if trainer.weight_decay:
+            trainer.add_weight_decay(grads)
+        for name, g in grads.items():
+            sums[name] += g * g
+
+
+def pick_step_size(x_train, z_dim, arch, steps, seed, weight_decay=0.0, init_std=0.01, adagrad_warmup=0):
     """The paper's rule: each step size runs ``steps`` minibatches; keep the best training bound.
 
     Returns (chosen lr, {lr: bound or None if it diverged}).
@@ -61,7 +85,7 @@ def pick_step_size(x_train, z_dim, arch, steps, seed, weight_decay=0.0, init_std
     scores = {}
     probe = x_train[:2000]
     for lr in STEP_SIZES:
-        trainer = new_trainer(x_train, z_dim, lr, arch, seed, weight_decay, init_std)
+        trainer = new_trainer(x_train, z_dim, lr, arch, seed, weight_decay, init_std, adagrad_warmup)
         epochs = math.ceil(steps * 100 / len(x_train))
         try:
             trainer.run(epochs)
@@ -73,12 +97,13 @@ def pick_step_size(x_train, z_dim, arch, steps, seed, weight_decay=0.0, init_std
     return max(good, key=good.get), scores
 
 
-def curve(x_train, x_test, z_dim, lr, arch, total, seed, x_train_eval, weight_decay=0.0, init_std=0.01):
+def curve(x_train, x_test, z_dim, lr, arch, total, seed, x_train_eval, weight_decay=0.0, init_std=0.01,
+          adagrad_warmup=0):
     """Train one model to ``total`` samples; the bound on train/test at each mark.
 
     Returns a list of dicts {samples, steps, train_bound, test_bound, seconds}.
     """
-    trainer = new_trainer(x_train, z_dim, lr, arch, seed, weight_decay, init_std)
+    trainer = new_trainer(x_train, z_dim, lr, arch, seed, weight_decay, init_std, adagrad_warmup)
     n = len(x_train)
     rows, t_train = [], 0.0
     for m in marks(total):
@@ -107,6 +132,9 @@ def arguments(doc, name, z_dims, pick_steps):
                    help="use this Adagrad step size instead of picking one by the paper's rule")
     p.add_argument("--init-std", type=float, default=0.01,
                    help="standard deviation of the initial weights (the paper's N(0, 0.01) as a variance: 0.1)")
+    p.add_argument("--adagrad-warmup", type=int, default=0, metavar="STEPS",
+                   help="minibatches whose squared gradients start Adagrad's sums before any update "
+                        "(Kingma's own AEVB code: 100; default 0)")
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds) of the same code, for the tests")
     p.add_argument("--from-log", default=None, metavar="LOG",
                    help="no training: rebuild the table and plot from the log of a run (stopped early or not)")
@@ -124,9 +152,9 @@ def train_all(args, x_train, x_test, x_train_eval, arch):
             lr, scores = args.step_size, {}
         else:
             lr, scores = pick_step_size(x_train, z_dim, arch, args.pick_steps, args.seed, args.weight_decay,
-                                        args.init_std)
+                                        args.init_std, args.adagrad_warmup)
         rows, _ = curve(x_train, x_test, z_dim, lr, arch, int(args.samples), args.seed, x_train_eval,
-                        args.weight_decay, args.init_std)
+                        args.weight_decay, args.init_std, args.adagrad_warmup)
         results[z_dim] = dict(step_size=lr, step_size_scores={str(k): v for k, v in scores.items()}, curve=rows)
     return results
 
@@ -134,7 +162,8 @@ def train_all(args, x_train, x_test, x_train_eval, arch):
 def settings(args, clock):
     """What a result.json records of the run's settings besides its numbers."""
     from common import command_line, machine
-    return dict(samples=args.samples, weight_decay=args.weight_decay, init_std=args.init_std, quick=args.quick,
+    return dict(samples=args.samples, weight_decay=args.weight_decay, init_std=args.init_std,
+                adagrad_warmup=args.adagrad_warmup, quick=args.quick,
                 command=command_line(), machine=machine(),
                 wall_seconds=log_span(args.from_log) if args.from_log else clock.seconds())
 

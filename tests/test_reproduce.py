@@ -168,6 +168,35 @@ def test_kw_frey_face_cause_options_reach_the_training(reproduce, tmp_path):
         f"initial weights' std ours {np.std(W):.4f} vs expected 0.1"
 
 
+def test_adagrad_warmup_fills_the_sums_and_changes_no_parameter(monkeypatch):
+    """--adagrad-warmup: Adagrad's sums start at the squared gradients of W minibatches, as in Kingma's code."""
+    monkeypatch.syspath_prepend(str(REPO / "reproduce"))
+    kw_fig2 = importlib.import_module("kw_fig2")
+    x = (np.random.default_rng(0).uniform(size=(300, 12)) < 0.5).astype(np.float32)
+    arch = {"hidden": [8], "likelihood": "bernoulli"}
+    cold = kw_fig2.new_trainer(x, 2, 0.02, arch, 0)
+    warm = kw_fig2.new_trainer(x, 2, 0.02, arch, 0, adagrad_warmup=5)
+    for name, p in cold.model.params.items():
+        assert np.array_equal(warm.model.params[name], p), f"{name}: the warm-up changed a parameter"
+    # the sums, recomputed here from the same draws: 5 minibatches of 100 with replacement
+    rng = np.random.default_rng([0, 100])
+    expected = {name: np.zeros_like(p) for name, p in cold.model.params.items()}
+    for _ in range(5):
+        xb = x[rng.integers(0, len(x), size=100)]
+        _, grads = cold.model.loss_and_grads(xb, rng=rng, estimator="analytic", k=1)
+        for name, g in grads.items():
+            expected[name] += g * g
+    for name, ours in warm.optimizer.slots["sum_sq"].items():
+        assert np.allclose(ours, expected[name], rtol=1e-5, atol=0), f"{name}: " + first_bad(ours, expected[name], 1e-5)
+    # so the first update is smaller than without the warm-up
+    before = {name: p.copy() for name, p in warm.model.params.items()}
+    cold.train_step(x[:100])
+    warm.train_step(x[:100])
+    moved = {t: sum(float(np.sum(np.abs(tr.model.params[n] - before[n]))) for n in before) for t, tr in
+             (("cold", cold), ("warm", warm))}
+    assert moved["warm"] < moved["cold"] / 1.5, f"first step moved ours {moved['warm']:.4f} vs cold {moved['cold']:.4f}"
+
+
 def test_kw_mnist_quick_bound_rises(reproduce, tmp_path):
     result = reproduce("kw_mnist", tmp_path)
     curve = result["results"]["3"]["curve"]
