@@ -192,7 +192,7 @@ class _LogWeights:
 
         float32 models: by the Box-Muller transform into preallocated buffers
         (for speed: 0.15 ms per 1024 x 50 draws where rng.standard_normal takes
-        0.43, a tenth of log_marginal's time):  u1, u2 ~ U[0, 1),
+        0.43, 8% of log_marginal's time):  u1, u2 ~ U[0, 1),
             r = sqrt(-2 log(1 - u1)),  theta = 2 pi u2,  (r cos theta, r sin theta) ~ N(0, I_2).
         float32 uniforms are multiples of 2^-24, so r < 5.77: the pairs beyond,
         a mass of exp(-5.77^2 / 2) = 6e-8, are never drawn.
