@@ -119,10 +119,9 @@ def main(argv=None):
 
     rows, means = [], {}
     for name, m in per.items():
+        m = dict(m, amortization_gap=m["optimized"] - m["amortized"], approximation_gap=m["log_px"] - m["optimized"])
         mean = {key: float(np.mean(v)) for key, v in m.items()}
-        mean["amortization_gap"] = mean["optimized"] - mean["amortized"]
-        mean["approximation_gap"] = mean["log_px"] - mean["optimized"]
-        se = {key: float(np.std(v) / math.sqrt(len(v))) for key, v in m.items()}
+        se = {key: float(np.std(v) / math.sqrt(len(v))) for key, v in m.items()}     # the gaps: paired per image
         means[name] = dict(mean=mean, se=se)
         rows.append([name, f"{mean['amortized']:.2f}", f"{mean['optimized']:.2f}", f"{mean['log_px']:.2f}",
                      f"{mean['amortization_gap']:.2f}", f"{mean['approximation_gap']:.2f}"])
@@ -134,7 +133,7 @@ def main(argv=None):
     notes = (f"Nz = 3, {trainer.epoch * len(x_train):,} training samples, step {lr}; the first {args.images:,} "
              f"training and test images; nats per image. Standard errors of the means, train / test: "
              + ", ".join(f"{key} {means['train']['se'][key]:.2f} / {means['test']['se'][key]:.2f}"
-                         for key in ("amortized", "optimized", "log_px"))
+                         for key in ("amortized", "optimized", "log_px", "amortization_gap", "approximation_gap"))
              + ". The train - test row splits the gap in the amortized ELBO (the plotted bound) into "
              "log p(x) - approximation gap - amortization gap.")
     result = dict(samples_trained=trainer.epoch * len(x_train), step_size=lr, images=args.images, sets=means,
@@ -148,24 +147,32 @@ def main(argv=None):
 
 
 def plot(means, k, path):
-    """Bars: the three numbers on the training and the test images, with standard errors."""
+    """Left: the three numbers on the training and the test images; right: the two gaps between them."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    keys = [("amortized", "amortized ELBO (encoder's q)"), ("optimized", "optimized ELBO (each image's own q)"),
-            ("log_px", f"log p(x), k = {k}")]
-    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-    for i, (key, label) in enumerate(keys):
-        values = [means[s]["mean"][key] for s in ("train", "test")]
-        errors = [2 * means[s]["se"][key] for s in ("train", "test")]
-        ax.bar(np.arange(2) + (i - 1) * 0.27, values, 0.27, yerr=errors, capsize=3, label=label)
-    low = min(means[s]["mean"]["amortized"] for s in means)
-    high = max(means[s]["mean"]["log_px"] for s in means)
-    ax.set_ylim(low - 0.6 * (high - low) - 1, high + 0.3 * (high - low) + 1)
-    ax.set_xticks([0, 1], ["training images", "test images"])
-    ax.set_ylabel("nats per image (higher is better)")
-    ax.set_title("MNIST, Nz = 3: where the train-test gap lives (error bars: 2 s.e.)")
-    ax.legend(fontsize=8, loc="lower right")
+    sets = ("train", "test")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    levels = [("amortized", "amortized ELBO (encoder's q)"), ("optimized", "optimized ELBO (each image's own q)"),
+              ("log_px", f"log p(x), k = {k}")]
+    for i, (key, label) in enumerate(levels):
+        left.errorbar(np.arange(2) + (i - 1) * 0.12, [means[s]["mean"][key] for s in sets],
+                      yerr=[2 * means[s]["se"][key] for s in sets], fmt="o", capsize=4, label=label)
+    left.set_xticks([0, 1], ["first training images", "first test images"])
+    left.set_xlim(-0.5, 1.5)
+    left.set_ylabel("nats per image (higher is better)")
+    left.set_title("MNIST, Nz = 3: three bounds (error bars: 2 s.e.)")
+    left.legend(fontsize=8)
+    gaps = [("amortization_gap", "amortization gap: optimized - amortized ELBO"),
+            ("approximation_gap", "approximation gap: log p(x) - optimized ELBO")]
+    paired = all(key in means[s]["se"] for key, _ in gaps for s in sets)     # recorded since the 300-image run
+    for i, (key, label) in enumerate(gaps):
+        right.bar(np.arange(2) + (i - 0.5) * 0.35, [means[s]["mean"][key] for s in sets], 0.35,
+                  yerr=[2 * means[s]["se"][key] for s in sets] if paired else None, capsize=4, label=label)
+    right.set_xticks([0, 1], ["first training images", "first test images"])
+    right.set_ylabel("nats per image")
+    right.set_title("The two gaps" + (" (error bars: 2 paired s.e.)" if paired else ""))
+    right.legend(fontsize=8, loc="upper left")
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
