@@ -101,6 +101,7 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
     out = np.empty(len(x), dtype=np.float64)
     bar = ProgressBar(len(x), f"log p(x), k={k}", progress)
     model_lock = threading.Lock()      # the model's forward passes keep caches on the layers: one at a time
+    bar_lock = threading.Lock()        # the count of examples done, and the bar drawn from it
     stop = threading.Event()           # set when any worker fails (or the caller is interrupted)
     done = [0]
 
@@ -113,7 +114,7 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
                 start = starts[p]
                 xb = x[start:start + n_per]
                 out[start:start + len(xb)] = _log_mean_weight(log_w, xb, k, max_rows, streams[p])
-                with model_lock:
+                with bar_lock:
                     done[0] += len(xb)
                     bar.update(done[0])
         except BaseException:
