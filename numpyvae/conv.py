@@ -114,6 +114,7 @@ class _ConvBase(Layer):
         self.W = rng.uniform(-a, a, size=self._weight_shape()).astype(dtype)
         self.b = np.zeros(out_channels, dtype=dtype)
         self.params = {"W": self.W, "b": self.b}
+        self.own_grads()                                                    # dW, db for the step-through backward
 
     def _check_x(self, x):
         if getattr(x, "ndim", 0) != 4 or x.shape[1] != self.in_channels:

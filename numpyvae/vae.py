@@ -13,6 +13,7 @@ numpyvae/prior.py) wired in like the estimator.  ``loss_and_grads`` runs the
 chain rule backwards in the same order.  Nothing of a call is kept on the
 model except ``last_estimate``: the caches travel with the call.
 """
+import json
 import math
 from collections import OrderedDict
 
@@ -89,7 +90,9 @@ def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activat
                   init=init, dtype=np.dtype(dtype).name, gaussian_mean=gaussian_mean, arch=arch,
                   image_shape=image_shape, encoder=None, decoder=None)
     if arch == "custom":
-        config.update(encoder=[dict(e) for e in encoder], decoder=[dict(e) for e in decoder])
+        for name, spec, in_dim in (("encoder", encoder, x_dim), ("decoder", decoder, z_dim)):
+            plan(spec, (in_dim,), name)                              # a list of valid entries, before copying it
+        config.update(encoder=_plain(encoder, "encoder"), decoder=_plain(decoder, "decoder"))
     encoder, decoder = network_specs(config)
     n_params = 0
     for name, spec, in_dim in (("encoder", encoder, x_dim), ("decoder", decoder, z_dim)):
@@ -97,6 +100,14 @@ def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activat
     if n_params > MAX_PARAMS:
         raise InputError(f"x_dim, hidden, z_dim: {n_params:,} parameters, expected at most {MAX_PARAMS:,}")
     return config
+
+
+def _plain(spec, name):
+    """A specification as plain JSON data (lists, not tuples), as a checkpoint gives it back."""
+    try:
+        return json.loads(json.dumps(spec))
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name}: expected plain numbers, strings and lists in the specification ({err})") from None
 
 
 def network_specs(config):
