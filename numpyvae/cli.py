@@ -273,8 +273,12 @@ def _build_new_trainer(args):
     return data, trainer, epochs, args.data_dir
 
 
-def _resumed_trainer(args, model_config, config, run_info):
-    """Model, data and trainer rebuilt from a trainer checkpoint, its state restored."""
+def _resumed_trainer(args, source, model_config, config, run_info):
+    """Model, data and trainer rebuilt from a trainer checkpoint, its state restored.
+
+    source : the checkpoint as read once (checkpoint.read): the model, the
+             counters and the optimizer all come from that one read.
+    """
     dataset, data_dir, epochs = _checked_run_info(run_info, args.resume)
     data_dir = args.data_dir or data_dir
     if args.epochs is not None:
@@ -290,34 +294,41 @@ def _resumed_trainer(args, model_config, config, run_info):
     except (TypeError, NumpyVAEError) as exc:
         raise CheckpointError(f"checkpoint {args.resume!r}: its trainer_config does not fit this version "
                               f"or this dataset ({exc})") from None
-    ckpt.load_trainer_state(args.resume, trainer)
+    ckpt.load_trainer_state(source, trainer)
     return data, trainer, epochs, data_dir
 
 
 def cmd_train(args):
     resume = args.resume
     if resume is not None:
-        model_config, config, run_info = ckpt.trainer_config(resume)
+        source = ckpt.read(resume)                 # read once: everything resumed comes from this read
+        model_config, config, run_info = ckpt.trainer_config(source)
         _refuse_conflicts(args, model_config, config, run_info)
         out = args.out or os.path.dirname(resume) or "."
     else:
         out = args.out or os.path.join("runs", args.dataset)
     with RunFolder(out) as run:
         # the lock is ours: no other trainer writes here until we leave
-        run.refuse_existing_run(args.force, resuming=resume)
-        run.remove_orphans()
-        for note in run.notes:                     # rare and worth knowing: shown even with --quiet
-            _tell_stderr(note)
+        run.refuse_existing_run(args.force, resuming=resume)      # refuses, removes nothing yet
+        # every option, the data and the model are checked before --force removes anything
         if resume is not None:
-            data, trainer, epochs, data_dir = _resumed_trainer(args, model_config, config, run_info)
+            data, trainer, epochs, data_dir = _resumed_trainer(args, source, model_config, config, run_info)
+            del source
             if trainer.epoch >= epochs:
                 _out(f"nothing to train: {resume} has finished {trainer.epoch} epochs and --epochs is {epochs} "
                       f"(give a larger --epochs to go on); no file written")
                 return 0
-            into = "" if os.path.samefile(run.folder, os.path.dirname(resume) or ".") else f", writing to {run.folder}"
-            _say(args, f"resuming {resume} at epoch {trainer.epoch}, step {trainer.step}{into}")
+            into = "" if run.holds(resume) else f", writing to {run.folder}"
+            resumed = f"resuming {resume} at epoch {trainer.epoch}, step {trainer.step}{into}"
         else:
             data, trainer, epochs, data_dir = _new_trainer(args)
+            resumed = None
+        run.remove_old_run()
+        run.remove_orphans()
+        for note in run.notes:                     # rare and worth knowing: shown even with --quiet
+            _tell_stderr(note)
+        if resumed:
+            _say(args, resumed)
         info = {"dataset": data.name, "data_dir": data_dir, "epochs": epochs, "image_shape": list(data.image_shape)}
         start = (trainer.epoch, trainer.step)
         t0 = time.perf_counter()
@@ -443,8 +454,9 @@ def make_plots(model, trainer, data, out, seed):
 def cmd_evaluate(args):
     from .data import binarize
     from .evaluate import active_units, bounds, log_marginal
-    model = ckpt.load_model(args.checkpoint)
-    meta = ckpt.run_info(args.checkpoint)
+    source = ckpt.read(args.checkpoint)          # read once: model, run_info and binarization from one read
+    model = ckpt.load_model(source)
+    meta = ckpt.run_info(source)
     name = args.dataset or meta.get("dataset")
     if name is None:
         raise InputError("--dataset: the checkpoint does not say which dataset it was trained on; name one")
@@ -461,7 +473,7 @@ def cmd_evaluate(args):
     data = _load_data(name, args.data_dir or stored_dir)
     mode, how = args.binarize, "as asked"
     if mode is None:
-        mode, how = _trained_binarize(args.checkpoint), "as in training"
+        mode, how = _trained_binarize(source), "as in training"
     if mode != "none" and model.likelihood != "bernoulli":
         raise InputError(f"--binarize: {mode!r} only makes sense for a Bernoulli likelihood, "
                          f"the model's is {model.likelihood!r}")
@@ -483,10 +495,10 @@ def cmd_evaluate(args):
     return 0
 
 
-def _trained_binarize(path):
-    """The binarization a trainer checkpoint was trained with ("none" for a model-only one)."""
+def _trained_binarize(source):
+    """The binarization a trainer checkpoint (as read) was trained with ("none" for a model-only one)."""
     try:
-        mode = ckpt.trainer_config(path)[1].get("binarize", "none")
+        mode = ckpt.trainer_config(source)[1].get("binarize", "none")
     except CheckpointError:
         return "none"
     return mode if mode in BINARIZE else "none"
@@ -511,8 +523,9 @@ def _image_shape(meta, model, path):
 
 def cmd_sample(args):
     from . import plots
-    model = ckpt.load_model(args.checkpoint)
-    shape = _image_shape(ckpt.run_info(args.checkpoint), model, args.checkpoint)
+    source = ckpt.read(args.checkpoint)          # read once: the model and its image shape from one read
+    model = ckpt.load_model(source)
+    shape = _image_shape(ckpt.run_info(source), model, args.checkpoint)
     if os.path.isdir(args.out):
         raise InputError(f"--out {args.out!r}: is a folder, expected a file name such as "
                          f"{os.path.join(args.out, 'samples.png')!r}")
