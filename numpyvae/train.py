@@ -126,8 +126,10 @@ class Trainer:
         advice = "lower the learning rate or check the data"
         try:
             # overflow shows up as a non-finite loss, reported below with the step named (an
-            # overflowing update shows up so at the next step, or in the end-of-epoch check)
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # overflowing update shows up so at the next step, or in the end-of-epoch check);
+            # the model's lock is held until the step is applied: the grads are the model's buffers,
+            # which another thread's call would overwrite (VAE, Threads)
+            with self.model.lock, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 loss, grads = self.model.loss_and_grads(xb, rng=self.rng, estimator=self.estimator,
                                                         k=self.k, beta=self.beta_now())
                 if not math.isfinite(loss):

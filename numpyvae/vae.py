@@ -8,7 +8,9 @@
 
 ``loss_and_grads`` then runs the chain rule backwards in the same order.
 """
+import functools
 import math
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -18,6 +20,7 @@ from .errors import InputError
 from .estimators import ESTIMATORS
 from .layers import ACTIVATIONS, INITS, sigmoid
 from .mlp import MLP
+from .params import Params
 from .validate import as_float_array, check_choice, check_dtype, check_float, check_positive_int, check_rng
 
 # The formulas without argument checks: the VAE checks x and eps once, at its public methods.
@@ -39,6 +42,15 @@ MAX_PARAMS = 100_000_000
 MAX_HIDDEN_LAYERS = 100
 # the most numbers one activation array may hold (1 GB in float32): bounds k * batch and n
 MAX_ACTIVATIONS = 2**28
+
+
+def _locked(method):
+    """Run the method holding the model's lock: the layers keep caches, so calls from threads are serialised."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+    return call
 
 
 def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu", init="glorot",
@@ -102,9 +114,22 @@ class VAE:
     dtype      : np.float32 (fast) or np.float64 (gradient checks).
     seed       : int seed of the generator that draws the initial weights.
 
-    ``params`` is an ordered dict name -> live parameter array, named
+    ``params`` is a read-only mapping name -> live parameter array (write
+    into an array in place; assigning a new one is refused), named
     ``encoder.{i}.W``, ``encoder.{i}.b``, ``decoder.{i}.W``, ``decoder.{i}.b``
     with i counting the Linear layers of that MLP from 0.
+
+    Threads: the layers keep the caches of the last forward pass, so every
+    method that runs the network (encode, decode, forward, loss_and_grads,
+    estimate, elbo, reconstruct, sample) holds ``lock`` (a re-entrant lock)
+    for the whole call: calls from several threads are serialised, never
+    interleaved.  What they return is the caller's own, except the grads of
+    ``loss_and_grads``, the model's buffers, which the next loss_and_grads
+    from any thread overwrites: a thread that uses them while other threads
+    call the model holds ``lock`` across the call and that use (as
+    ``Trainer.train_step`` does, around the optimizer's step).  Parameters
+    changed in place by another thread are not guarded beyond that: to judge
+    a model that another thread trains, judge a copy.
     """
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu",
@@ -114,18 +139,27 @@ class VAE:
         self.likelihood, self.gaussian_mean = likelihood, gaussian_mean
         self.dtype = np.dtype(self.config["dtype"]).type
         seed = check_positive_int("seed", seed, minimum=0)
+        self.lock = threading.RLock()          # held by every call that runs the network (see Threads above)
         self.x_dim, self.z_dim = x_dim, z_dim
         encoder_sizes, decoder_sizes = layer_sizes(x_dim, hidden, z_dim, likelihood)
         self._widest = max(encoder_sizes[1:] + decoder_sizes[1:])     # the widest activation row
         rng = np.random.default_rng(seed)
         self.encoder = MLP(encoder_sizes, activation, init, rng, self.dtype)
         self.decoder = MLP(decoder_sizes, activation, init, rng, self.dtype)
-        self.params = OrderedDict()
+        params = OrderedDict()
         self._grad_of = OrderedDict()
         for prefix, mlp in (("encoder", self.encoder), ("decoder", self.decoder)):
             for i, lin in enumerate(mlp.linears):
-                self.params[f"{prefix}.{i}.W"], self._grad_of[f"{prefix}.{i}.W"] = lin.W, (lin, "dW")
-                self.params[f"{prefix}.{i}.b"], self._grad_of[f"{prefix}.{i}.b"] = lin.b, (lin, "db")
+                params[f"{prefix}.{i}.W"], self._grad_of[f"{prefix}.{i}.W"] = lin.W, (lin, "dW")
+                params[f"{prefix}.{i}.b"], self._grad_of[f"{prefix}.{i}.b"] = lin.b, (lin, "db")
+        self.params = Params(params)           # live arrays; assigning a new one is refused (numpyvae.params)
+
+    def __getstate__(self):                    # copy.deepcopy, pickle: the copy gets a lock of its own
+        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
 
     # ---- forward pieces -----------------------------------------------------
 
@@ -151,11 +185,13 @@ class VAE:
                              f"{MAX_ACTIVATIONS:,} one array may hold here; use fewer (or chunks)")
         return rows
 
+    @_locked
     def encode(self, x):
         """x: (B, D) -> mu, logvar: (B, Z), the parameters of q(z|x).  Checks x."""
         mu, logvar = self._encode(self.check_x(x))
         return _finite_result("encode(x)", "x", mu), logvar
 
+    @_locked
     def decode(self, z):
         """z: (N, Z) -> the decoder output (N, D) logits or (N, 2D) [mean | logvar].  Checks z."""
         return _finite_result("decode(z)", "z", self._decode(self.check_z(z)))
@@ -198,6 +234,7 @@ class VAE:
         """Decoder output -> the mean of p(x|z) (sigmoid of logits, or the Gaussian mean)."""
         return sigmoid(out) if self.likelihood == "bernoulli" else out[..., :self.x_dim]
 
+    @_locked
     def forward(self, x, eps):
         """The forward pass for a checked batch x (B, D) and noise eps (K, B, Z).
 
@@ -216,6 +253,7 @@ class VAE:
 
     # ---- the loss and its gradient ---------------------------------------------
 
+    @_locked
     def loss_and_grads(self, x, eps=None, rng=None, estimator="analytic", k=1, beta=1.0):
         """Negative ELBO in nats per example, and its gradient for every parameter.
 
@@ -280,6 +318,7 @@ class VAE:
 
     # ---- using a trained model --------------------------------------------------
 
+    @_locked
     def estimate(self, x, rng, estimator="analytic", k=1):
         """The estimator's value and terms for x (B, D), z sampled from q (no backward).
 
@@ -302,12 +341,14 @@ class VAE:
         """Per-example ELBO (or IWAE bound) (B,), with z sampled from q (no backward)."""
         return self.estimate(x, rng, estimator, k).elbo
 
+    @_locked
     def reconstruct(self, x, rng=None):
         """Mean of p(x|z) at z = mu (rng None) or at one sample z ~ q(z|x)."""
         mu, logvar = self.encode(x)
         z = mu if rng is None else reparameterize(mu, logvar, self.draw_eps(check_rng("rng", rng), 1, len(mu)))[0][0]
         return _finite_result("reconstruct(x)", "x", self.mean_image(self._decode(z)))
 
+    @_locked
     def sample(self, n, rng):
         """n images: the mean of p(x|z) for z ~ N(0, I); (n, D)."""
         n = self.check_rows("n", check_positive_int("n", n))
