@@ -48,6 +48,9 @@ IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "fashion-mnist": (28, 28), 
 X_DIM = {name: h * w for name, (h, w) in IMAGE_SHAPES.items()}
 # samples per example: memory grows with batch * k rows, so k is capped
 MAX_K_TRAIN, MAX_K_EVALUATE = 1000, 10000
+# importance samples per example for --log-marginal: 10^6 on MNIST's 10,000 test images is already
+# 10^10 decoder rows (days on a laptop); more is a typo
+MAX_K_LOG_MARGINAL = 10**6
 MAX_SAMPLES = 4096          # a 64 x 64 grid
 # options of `train` that describe the model or the trainer: a resumed run keeps them
 MODEL_OPTIONS = ("hidden", "z_dim", "likelihood", "gaussian_mean", "activation", "init", "dtype")
@@ -176,8 +179,9 @@ def build_parser(suppress_defaults=False):
     e.add_argument("--data-dir", type=path_name, metavar="FOLDER", help="default: the one it was trained with, else as for train")
     e.add_argument("-k", type=integer(1, MAX_K_EVALUATE), default=1,
                    help="samples per example (>1 also prints the IWAE bound)")
-    e.add_argument("--log-marginal", type=integer(0), default=0, metavar="K",
-                   help="also estimate log p(x) by importance sampling with K samples (0: no)")
+    e.add_argument("--log-marginal", type=integer(0, MAX_K_LOG_MARGINAL), default=0, metavar="K",
+                   help="also estimate log p(x) by importance sampling with K samples (0: no; at most "
+                        f"{MAX_K_LOG_MARGINAL:,}); its progress and the time left go to stderr")
     e.add_argument("--workers", type=integer(1, MAX_WORKERS), default=None, metavar="N",
                    help="threads for --log-marginal, each on a one-thread BLAS (default: as many as BLAS has)")
     e.add_argument("--binarize", choices=BINARIZE, help="default: as in training")

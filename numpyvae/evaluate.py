@@ -19,6 +19,8 @@ from .progress import ProgressBar
 from .validate import check_float, check_positive_int, check_rng
 
 MAX_WORKERS = 256     # log_marginal's threads; each holds a few MiB of buffers
+# log_marginal's progress off a terminal: a line this often (seconds), with the time left
+PROGRESS_EVERY = 30.0
 
 
 def bounds(model, x, rng, k=1, batch_size=1000):
@@ -84,7 +86,10 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
         elementwise functions use one core).  Each group of examples draws
         its eps from its own stream spawned from ``rng``, so the estimates
         do not depend on the number of workers.
-    progress : a bar on stderr; None shows it only when stderr is a terminal.
+    progress : a bar on stderr, counting samples, with the time left; None
+        shows it only when stderr is a terminal, and elsewhere (a log file)
+        writes a line every PROGRESS_EVERY seconds instead.  A stop (Ctrl-C,
+        or a worker's error) ends every worker within one chunk of samples.
     """
     x = model.check_x(x)
     k = check_positive_int("k", k)
@@ -102,11 +107,17 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
     streams = rng.spawn(len(starts))                            # one eps stream per pass
     workers = min(workers, len(starts))
     out = np.empty(len(x), dtype=np.float64)
-    bar = ProgressBar(len(x), f"log p(x), k={k}", progress)
+    # counted in samples (N k in all), so that even one example of a huge k shows progress
+    bar = ProgressBar(len(x) * k, f"log p(x), k={k}: samples", progress, log_every=PROGRESS_EVERY, eta=True)
     model_lock = model.lock            # the model's forward passes keep caches on the layers: one at a time
     bar_lock = threading.Lock()        # the count of examples done, and the bar drawn from it
     stop = threading.Event()           # set when any worker fails (or the caller is interrupted)
     done = [0]
+
+    def tick(samples):
+        with bar_lock:
+            done[0] += samples
+            bar.update(done[0])
 
     def work(passes):
         log_w = _LogWeights(model, max_rows, model_lock)
@@ -117,7 +128,7 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
                 start = starts[p]
                 xb = x[start:start + n_per]
                 with np.errstate(over="ignore", invalid="ignore"):
-                    lm = _log_mean_weight(log_w, xb, k, max_rows, streams[p], stop)
+                    lm = _log_mean_weight(log_w, xb, k, max_rows, streams[p], stop, tick)
                 if lm is None:                      # stopped (another worker failed, or Ctrl-C)
                     return
                 if not np.all(np.isfinite(lm)):     # an overflow in the network: refused, never a NaN estimate
@@ -126,9 +137,6 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
                                      f"in {np.dtype(model.dtype).name}; expected parameters and values of x "
                                      "small enough for finite results")
                 out[start:start + len(xb)] = lm
-                with bar_lock:
-                    done[0] += len(xb)
-                    bar.update(done[0])
         except BaseException:
             stop.set()                                               # the other workers end too
             raise
@@ -149,11 +157,12 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
     return out
 
 
-def _log_mean_weight(log_w, xb, k, max_rows, rng, stop=None):
+def _log_mean_weight(log_w, xb, k, max_rows, rng, stop=None, tick=None):
     """log (1/k) sum_i w_i for the examples xb (B, D), in chunks of at most max_rows rows -> (B,).
 
     stop : a threading.Event checked before every chunk (Ctrl-C in another
            thread ends the work within a chunk, whatever k); None when stopped.
+    tick : called with the number of samples after every chunk (the progress).
     """
     B = len(xb)
     log_w.set_batch(xb)
@@ -164,6 +173,8 @@ def _log_mean_weight(log_w, xb, k, max_rows, rng, stop=None):
             return None
         f = log_w(log_w.draw_eps(rng, min(c, k - done), B))          # (kc, B) float64
         total = np.logaddexp(total, _logsumexp(f, axis=0))
+        if tick is not None:
+            tick(f.size)
     return total - math.log(k)
 
 

@@ -242,3 +242,51 @@ def test_evaluate_reads_the_checkpoint_once_while_it_is_replaced(tmp_path):
     code, ours, err = swapped_cli(tmp_path, live, a, b, "evaluate", "live/checkpoint.npz")
     print(f"ours:\n{ours}\nexpected (the first version alone):\n{truth}")
     assert code == 0 and ours == truth
+
+
+# ---- 9. --log-marginal: bounded, progress in a log, Ctrl-C within a second --------------------------------------
+
+def test_log_marginal_k_is_bounded_on_the_command_line(tmp_path):
+    train(tmp_path, "run", 1)
+    code, _, err = numpyvae_cli("evaluate", "run/checkpoint.npz", "--log-marginal", 10**12, cwd=tmp_path, timeout=60)
+    print(f"exit ours {code} vs 2; stderr {err!r}")
+    assert code == 2 and "--log-marginal" in err and "1000000" in err
+
+
+LONG_LOG_MARGINAL = r"""
+import sys
+import numpy as np
+from numpyvae import evaluate
+from numpyvae.vae import VAE
+evaluate.PROGRESS_EVERY = 0.5                     # a line every half second (30 s by default)
+x = np.random.default_rng(0).random((4, 64))
+try:
+    evaluate.log_marginal(VAE(64, [16], 2), x, k=10**8, rng=np.random.default_rng(0), workers=2)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+
+@POSIX
+def test_log_marginal_off_a_terminal_shows_progress_and_stops_at_once_on_ctrl_c():
+    """k = 10^8 with two workers, stderr a pipe: a progress line with the time left, and Ctrl-C ends it in < 3 s."""
+    import select
+    import signal
+    import time
+    proc = subprocess.Popen([sys.executable, "-c", LONG_LOG_MARGINAL], env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([proc.stderr], [], [], 20)
+        line = proc.stderr.readline() if ready else ""
+        time.sleep(0.2)
+        t0 = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        seconds = time.perf_counter() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    print(f"progress line {line!r}; stopped {seconds:.2f} s after Ctrl-C (expected < 3), exit {proc.returncode}")
+    assert "samples" in line and "left" in line, f"ours {line!r} vs expected a progress line with the time left"
+    assert proc.returncode == 130 and "interrupted" in out and seconds < 3
