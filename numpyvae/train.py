@@ -81,6 +81,7 @@ class Trainer:
             raise InputError(f"batch_size: expected at most the {len(self.x_train)} training examples, got {batch_size}")
         self.estimator = check_choice("estimator", estimator, ESTIMATORS)
         self.k, self.test_k = check_positive_int("k", k), check_positive_int("test_k", test_k)
+        self.test_batch = test_batch_size(model, self.test_k)      # refuses a test_k too large up front
         self.binarize = check_choice("binarize", binarize, BINARIZE)
         if binarize != "none" and model.likelihood != "bernoulli":
             raise InputError(f"binarize: {binarize!r} only makes sense for a Bernoulli likelihood")
@@ -157,7 +158,8 @@ class Trainer:
     def evaluate(self, x=None, k=None):
         """Test figures (numpyvae.evaluate.bounds): neg_elbo, recon, kl, and neg_iwae if k > 1."""
         x = self.x_test_used if x is None else self.model.check_x(x)
-        return bounds(self.model, x, self.rng, self.test_k if k is None else k)
+        k = self.test_k if k is None else k
+        return bounds(self.model, x, self.rng, k, test_batch_size(self.model, k))
 
     def run(self, epochs, checkpoint=None, on_epoch=None, run_info=None):
         """Train until ``epochs`` epochs are done in all (a resumed run continues).
@@ -332,6 +334,22 @@ class Trainer:
         """Write a checkpoint of everything needed to resume (numpyvae.checkpoint)."""
         from .checkpoint import save_trainer
         save_trainer(path, self, run_info)
+
+
+def test_batch_size(model, k, batch=1000):
+    """Test images per batch for k samples each: 1000, or fewer where k * 1000 rows exceed what one
+    activation array may hold (VAE.check_rows); InputError naming test_k if even one image's k do."""
+    try:
+        model.check_rows("test_k", check_positive_int("test_k", k))
+    except InputError as exc:
+        raise InputError(f"{exc} (the samples of one test image are held at once)") from None
+    while batch > 1:
+        try:
+            model.check_rows("test_k * test batch", k * batch)
+            break
+        except InputError:
+            batch //= 2
+    return batch
 
 
 def _tell(line):

@@ -290,3 +290,33 @@ def test_log_marginal_off_a_terminal_shows_progress_and_stops_at_once_on_ctrl_c(
     print(f"progress line {line!r}; stopped {seconds:.2f} s after Ctrl-C (expected < 3), exit {proc.returncode}")
     assert "samples" in line and "left" in line, f"ours {line!r} vs expected a progress line with the time left"
     assert proc.returncode == 130 and "interrupted" in out and seconds < 3
+
+
+# ---- 10. --test-k: the row limit checked up front, never after an epoch ---------------------------------------
+
+def test_a_large_test_k_trains_instead_of_failing_after_the_first_epoch(tmp_path, monkeypatch, capsys):
+    """--test-k whose k * 1000 test rows exceed one array's limit: the test batch shrinks, the run trains.
+
+    The limit (2^28 numbers) is lowered to 2^16 here so that the case takes a fraction of a second; with
+    the real one it is --test-k 5243 on the digits' default network (issue 18), which takes 20 s.
+    """
+    import json
+    from numpyvae import vae
+    from numpyvae.cli import main
+    monkeypatch.setattr(vae, "MAX_ACTIVATIONS", 2**16)      # 1024 rows of the 64-wide decoder output
+    code = main(["train", "--out", str(tmp_path / "run"), "--epochs", "1", "--test-k", "50", *TINY])
+    err = capsys.readouterr().err
+    print(f"exit ours {code} vs 0; stderr {err!r}")
+    assert code == 0 and "overflowed" not in err
+    history = json.loads(str(ckpt.read(tmp_path / "run" / "checkpoint.npz")["history"]))
+    assert history[0]["test_neg_iwae"] is not None and history[0]["test_neg_iwae"] <= history[0]["test_neg_elbo"] + 1
+
+
+def test_a_test_k_beyond_the_row_limit_is_refused_up_front_with_the_true_reason():
+    from numpyvae.data import load
+    from numpyvae.errors import InputError
+    from numpyvae.train import Trainer
+    from numpyvae.vae import VAE
+    data = load("digits")
+    with pytest.raises(InputError, match=r"test_k: 100,000,000 rows .* one test image"):
+        Trainer(VAE(64, [16], 2), data.x_train, data.x_test, test_k=10**8)
