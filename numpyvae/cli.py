@@ -29,7 +29,8 @@ from .layers import ACTIVATIONS
 from .optim import OPTIMIZERS
 from .runs import CHECKPOINT, HISTORY, RunFolder
 from .train import BINARIZE, Trainer, write_history
-from .vae import GAUSSIAN_MEANS, LIKELIHOODS, VAE
+from .memory import training_bytes
+from .vae import GAUSSIAN_MEANS, LIKELIHOODS, VAE, check_config
 
 # Defaults per dataset: hidden sizes, z_dim, likelihood (and the Gaussian
 # decoder's mean), epochs, batch_size.
@@ -52,6 +53,7 @@ MAX_K_TRAIN, MAX_K_EVALUATE = 1000, 10000
 # 10^10 decoder rows (days on a laptop); more is a typo
 MAX_K_LOG_MARGINAL = 10**6
 MAX_SAMPLES = 4096          # a 64 x 64 grid
+DEFAULT_MAX_MEMORY = 4.0    # GiB a training run may take (estimated) unless --max-memory says more
 # options of `train` that describe the model or the trainer: a resumed run keeps them
 MODEL_OPTIONS = ("hidden", "z_dim", "likelihood", "gaussian_mean", "activation", "init", "dtype")
 TRAINER_OPTIONS = ("optimizer", "lr", "batch_size", "estimator", "k", "binarize", "beta", "warmup_epochs",
@@ -169,6 +171,8 @@ def build_parser(suppress_defaults=False):
            help="continue the run saved in CHECKPOINT (its model and trainer settings are kept; "
                 "--epochs, --data-dir and --out may be given)")
     option(t, "--force", action="store_true", help="replace a run already in --out (its files are removed)")
+    t.add_argument("--max-memory", type=number(0, strict=True), default=DEFAULT_MAX_MEMORY, metavar="GiB",
+                   help="refuse a run whose estimated peak memory is larger (numpyvae/memory.py)")
     option(t, "--no-progress", action="store_true", help="no progress bar (it is drawn only on a terminal anyway)")
     option(t, "--quiet", "-q", action="store_true", help="no per-epoch lines and no progress bar")
     option(t, "--no-plots", action="store_true", help="write no figures")
@@ -266,6 +270,10 @@ def _build_new_trainer(args):
                                            else "identity")
     hidden = d["hidden"] if args.hidden is None else args.hidden
     z_dim = d["z_dim"] if args.z_dim is None else args.z_dim
+    config = check_config(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation,
+                          init=args.init, dtype=np.dtype(args.dtype).type, gaussian_mean=gaussian_mean)
+    batch_size = d["batch_size"] if args.batch_size is None else args.batch_size
+    _refuse_memory(args, config, args.optimizer, batch_size * args.k, data, args.test_k)
     model = VAE(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation, init=args.init,
                 dtype=np.dtype(args.dtype).type, seed=args.seed, gaussian_mean=gaussian_mean)
     trainer = Trainer(model, data.x_train, data.x_test, optimizer=args.optimizer, lr=args.lr,
@@ -275,6 +283,22 @@ def _build_new_trainer(args):
                       progress=_progress(args), verbose=not args.quiet)
     epochs = d["epochs"] if args.epochs is None else args.epochs
     return data, trainer, epochs, args.data_dir
+
+
+def _size(nbytes):
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
+
+
+def _refuse_memory(args, config, optimizer, train_rows, data, test_k, resuming=False):
+    """Refuse a run whose estimated peak memory (numpyvae.memory) exceeds --max-memory, before allocating it."""
+    n_test = 0 if data.x_test is None else min(1000, len(data.x_test))
+    need = training_bytes(config, optimizer, max(train_rows, n_test * test_k), resuming)
+    if need > args.max_memory * 2**30:
+        raise InputError(f"--max-memory: training this model ({config['x_dim']}-{'-'.join(map(str, config['hidden']))}"
+                         f"-{config['z_dim']}, {config['dtype']}) would take about {_size(need)} of memory "
+                         f"(parameters, gradients, the optimizer's slots and the widest pass), above the limit of "
+                         f"{args.max_memory:g} GiB; give --max-memory {math.ceil(need / 2**30)} if the machine has "
+                         "it, or choose a smaller model")
 
 
 def _resumed_trainer(args, source, model_config, config, run_info):
@@ -290,8 +314,10 @@ def _resumed_trainer(args, source, model_config, config, run_info):
     elif epochs is None:
         raise InputError(f"--epochs: {args.resume} does not say how many epochs the run was meant to have; "
                          "give --epochs")
-    model = ckpt.build_model(model_config, args.resume)
     data = _load_data(dataset, data_dir, _progress(args))
+    _refuse_memory(args, ckpt.check_model_config(model_config, args.resume), config.get("optimizer"),
+                   config.get("batch_size", 1) * config.get("k", 1), data, config.get("test_k", 1), resuming=True)
+    model = ckpt.build_model(model_config, args.resume)
     try:
         trainer = Trainer(model, data.x_train, data.x_test, progress=_progress(args), verbose=not args.quiet,
                           **config)

@@ -35,7 +35,8 @@ GAUSSIAN_MEANS = ("identity", "sigmoid")
 # log-variances are clipped to this range (gradient zero outside) so that
 # exp(logvar) stays finite even for absurd network outputs.
 LOGVAR_LIMIT = 30.0
-# the largest model built (about 400 MB of float32 weights, twice that with Adam's slots)
+# the largest model built (400 MB of float32 weights; training holds about 5 times that with Adam, and
+# the command line refuses a run above --max-memory first: numpyvae/memory.py)
 MAX_PARAMS = 100_000_000
 # the deepest: every layer is a few Python objects, so a list of a million 1-unit layers would
 # take gigabytes and minutes to build although it has few parameters

@@ -320,3 +320,25 @@ def test_a_test_k_beyond_the_row_limit_is_refused_up_front_with_the_true_reason(
     data = load("digits")
     with pytest.raises(InputError, match=r"test_k: 100,000,000 rows .* one test image"):
         Trainer(VAE(64, [16], 2), data.x_train, data.x_test, test_k=10**8)
+
+
+# ---- 11. memory: estimated before anything is allocated, refused above --max-memory ----------------------------
+
+def test_a_model_too_large_for_the_memory_limit_is_refused_before_it_is_built(tmp_path):
+    """--z-dim 200000 (about 4.4 GB measured): refused at once, saying the estimate and how to allow it."""
+    import time
+    t0 = time.perf_counter()
+    code, _, err = numpyvae_cli("train", "--out", "big", "--z-dim", 200000, "--epochs", 1, "--no-plots",
+                                cwd=tmp_path, timeout=60)
+    seconds = time.perf_counter() - t0
+    print(f"exit ours {code} vs 2 after {seconds:.1f} s; stderr {err!r}")
+    assert code == 2 and "about 4.5 GiB" in err and "--max-memory 5" in err
+    assert not (tmp_path / "big" / "checkpoint.npz").exists()
+
+
+def test_the_memory_limit_is_the_users_to_raise(tmp_path):
+    code, _, err = numpyvae_cli("train", "--out", "small", "--epochs", 1, *TINY, "--max-memory", "0.001",
+                                cwd=tmp_path)
+    assert code == 2 and "above the limit of 0.001 GiB" in err, err
+    code, _, err = numpyvae_cli("train", "--out", "small", "--epochs", 1, *TINY, "--max-memory", "1", cwd=tmp_path)
+    assert code == 0, err
