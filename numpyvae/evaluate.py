@@ -109,7 +109,7 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
     out = np.empty(len(x), dtype=np.float64)
     # counted in samples (N k in all), so that even one example of a huge k shows progress
     bar = ProgressBar(len(x) * k, f"log p(x), k={k}: samples", progress, log_every=PROGRESS_EVERY, eta=True)
-    model_lock = model.lock            # the model's forward passes keep caches on the layers: one at a time
+    model_lock = model.lock            # a Trainer in another thread holds it across each step: reads see whole steps
     bar_lock = threading.Lock()        # the count of examples done, and the bar drawn from it
     stop = threading.Event()           # set when any worker fails (or the caller is interrupted)
     done = [0]
@@ -194,7 +194,8 @@ class _LogWeights:
             n_pairs = (max_rows * model.z_dim + 1) // 2
             self.uniforms = np.empty(2 * n_pairs, dtype=np.float32)     # draw_eps's buffers
             self.normals = np.empty(2 * n_pairs, dtype=np.float32)
-        self.fused = model.likelihood == "bernoulli"
+        # the fused path below is written for an MLP decoder (Linear layers and activations)
+        self.fused = model.likelihood == "bernoulli" and model.decoder.is_dense()
         if self.fused:
             # every decoder Linear as one product: (H+1, H') weights, the bias as the
             # weight of an extra input fixed at 1, and each layer's input written into
@@ -298,7 +299,7 @@ def _activate(layer, h):
     elif isinstance(layer, ReLU):
         np.maximum(h, 0, out=h)
     else:
-        h[...] = layer.forward(h)
+        h[...] = layer.call(h)[0]
 
 
 def active_units(model, x, threshold=1e-2):
