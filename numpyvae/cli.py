@@ -7,7 +7,8 @@
     python -m numpyvae sample runs/digits/checkpoint.npz --out samples.png
 
 Every bad argument ends in one line on stderr, ``numpyvae: error: ...``, and
-exit code 2; Ctrl-C ends with 130, SIGTERM with 143 (the run saved first).
+exit code 2; Ctrl-C ends with 130, SIGTERM with 143, SIGHUP (the terminal closed) with 129
+(the run saved first).
 A run's folder is locked while a trainer writes it (numpyvae.runs).
 """
 import argparse
@@ -22,6 +23,7 @@ import numpy as np
 from . import __version__
 from . import checkpoint as ckpt
 from .errors import CheckpointError, FileError, InputError, NumpyVAEError, TrainingError
+from .blas_threads import blas_threads
 from .evaluate import MAX_WORKERS
 from .fileio import describe_os_error
 from .estimators import ESTIMATORS
@@ -204,6 +206,31 @@ def _load_data(name, data_dir, progress=None):
     return load(name, data_dir, progress=progress)
 
 
+def _data_from_checkpoint(name, given, stored, path, progress=None):
+    """The data of a resumed or evaluated run: --data-dir if given, else the folder the checkpoint records.
+
+    A recorded folder that does not exist here (the run was trained elsewhere, or with a relative
+    --data-dir from another working folder) is skipped with a note: the data are then looked for as
+    for a new run ($NUMPYVAE_DATA, the cache, a download).  A recorded folder whose files fail is
+    named as coming from the checkpoint.  Returns (data, the folder used or None).
+    """
+    from .errors import DataError
+    if given:
+        return _load_data(name, given, progress), given
+    if stored is not None and not os.path.isdir(stored):
+        _tell_stderr(f"numpyvae: note: the data folder {stored!r} recorded in {path} does not exist here; "
+                     "looking where a new run would ($NUMPYVAE_DATA, the cache, a download); "
+                     "--data-dir names another")
+        stored = None
+    try:
+        return _load_data(name, stored, progress), stored
+    except (DataError, InputError) as exc:
+        if stored is None:
+            raise
+        raise DataError(f"{exc} (the data folder {stored!r} is the one recorded in {path}; "
+                        "give --data-dir to use another)") from None
+
+
 def _say(args, text):
     """A note on stderr (silenced by --quiet)."""
     if not getattr(args, "quiet", False):
@@ -242,6 +269,10 @@ def _checked_run_info(run_info, path):
         raise CheckpointError(f"checkpoint {path!r}: run_info.data_dir is {data_dir!r}, expected a folder name")
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0):
         raise CheckpointError(f"checkpoint {path!r}: run_info.epochs is {epochs!r}, expected an integer >= 0")
+    threads = run_info.get("blas_threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise CheckpointError(f"checkpoint {path!r}: run_info.blas_threads is {threads!r:.40}, expected an "
+                              "integer >= 1")
     return dataset, data_dir, epochs
 
 
@@ -282,7 +313,7 @@ def _build_new_trainer(args):
                       warmup_epochs=args.warmup_epochs, test_k=args.test_k, weight_decay=args.weight_decay, seed=args.seed,
                       progress=_progress(args), verbose=not args.quiet)
     epochs = d["epochs"] if args.epochs is None else args.epochs
-    return data, trainer, epochs, args.data_dir
+    return data, trainer, epochs, None if args.data_dir is None else os.path.abspath(args.data_dir)
 
 
 def _size(nbytes):
@@ -307,14 +338,14 @@ def _resumed_trainer(args, source, model_config, config, run_info):
     source : the checkpoint as read once (checkpoint.read): the model, the
              counters and the optimizer all come from that one read.
     """
-    dataset, data_dir, epochs = _checked_run_info(run_info, args.resume)
-    data_dir = args.data_dir or data_dir
+    dataset, stored_dir, epochs = _checked_run_info(run_info, args.resume)
     if args.epochs is not None:
         epochs = args.epochs
     elif epochs is None:
         raise InputError(f"--epochs: {args.resume} does not say how many epochs the run was meant to have; "
                          "give --epochs")
-    data = _load_data(dataset, data_dir, _progress(args))
+    data, data_dir = _data_from_checkpoint(dataset, args.data_dir, stored_dir, args.resume, _progress(args))
+    data_dir = None if data_dir is None else os.path.abspath(data_dir)     # recorded so that it works from anywhere
     _refuse_memory(args, ckpt.check_model_config(model_config, args.resume), config.get("optimizer"),
                    config.get("batch_size", 1) * config.get("k", 1), data, config.get("test_k", 1), resuming=True)
     model = ckpt.build_model(model_config, args.resume)
@@ -326,6 +357,15 @@ def _resumed_trainer(args, source, model_config, config, run_info):
                               f"or this dataset ({exc})") from None
     ckpt.load_trainer_state(source, trainer)
     return data, trainer, epochs, data_dir
+
+
+def _note_blas_threads(trained, path):
+    """Bit-identical resume holds at one BLAS thread count: say so when this process has another."""
+    now = blas_threads()
+    if trained is not None and now is not None and now != trained:
+        _tell_stderr(f"numpyvae: note: {path} was trained with {trained} BLAS thread(s), this process has {now}: "
+                     "matrix products then sum in another order, so the resumed run is not bit-identical to an "
+                     f"uninterrupted one (set OPENBLAS_NUM_THREADS={trained} to make it so)")
 
 
 def cmd_train(args):
@@ -348,6 +388,7 @@ def cmd_train(args):
                 _out(f"nothing to train: {resume} has finished {trainer.epoch} epochs and --epochs is {epochs} "
                       f"(give a larger --epochs to go on); no file written")
                 return 0
+            _note_blas_threads(run_info.get("blas_threads"), resume)
             into = "" if run.holds(resume) else f", writing to {run.folder}"
             resumed = f"resuming {resume} at epoch {trainer.epoch}, step {trainer.step}{into}"
         else:
@@ -359,7 +400,8 @@ def cmd_train(args):
             _tell_stderr(note)
         if resumed:
             _say(args, resumed)
-        info = {"dataset": data.name, "data_dir": data_dir, "epochs": epochs, "image_shape": list(data.image_shape)}
+        info = {"dataset": data.name, "data_dir": data_dir, "epochs": epochs, "image_shape": list(data.image_shape),
+                "blas_threads": blas_threads()}     # a resume with another count is not bit-identical: warned
         start = (trainer.epoch, trainer.step)
         t0 = time.perf_counter()
         written = _train_and_save(trainer, run, epochs, info)
@@ -500,7 +542,7 @@ def cmd_evaluate(args):
         raise InputError(f"--dataset: {name} has images of {X_DIM[name]} pixels, the model in "
                          f"{args.checkpoint} was trained on {model.x_dim}; name the dataset it was trained on{hint}")
     stored_dir = meta.get("data_dir") if isinstance(meta.get("data_dir"), str) and meta.get("data_dir") else None
-    data = _load_data(name, args.data_dir or stored_dir)
+    data, _ = _data_from_checkpoint(name, args.data_dir, stored_dir, args.checkpoint)
     mode, how = args.binarize, "as asked"
     if mode is None:
         mode, how = _trained_binarize(source), "as in training"
@@ -559,6 +601,8 @@ def cmd_sample(args):
     if os.path.isdir(args.out):
         raise InputError(f"--out {args.out!r}: is a folder, expected a file name such as "
                          f"{os.path.join(args.out, 'samples.png')!r}")
+    if not args.out.lower().endswith(".png"):    # the file is a PNG whatever its name: the name must say so
+        raise InputError(f"--out {args.out!r}: expected a file name ending in .png (the samples are written as PNG)")
     figure = plots.prior_samples(model, shape, np.random.default_rng(args.seed), n=args.n)
     try:
         path = plots.save_figure(figure, args.out)
@@ -573,23 +617,34 @@ def cmd_sample(args):
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}
 
 
+# the signals that stop `train` cleanly besides Ctrl-C, and the exit code of each (128 + its number)
+STOP_EXIT_CODES = {"SIGTERM": 143, "SIGHUP": 129}
+
+
 def _stop_on_sigterm(signum, frame):
-    """SIGTERM outside the training loop (loading data, drawing): stop like Ctrl-C, releasing the lock."""
-    raise KeyboardInterrupt("SIGTERM")
+    """SIGTERM or SIGHUP outside the training loop (loading data, drawing): stop like Ctrl-C, releasing the lock."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv=None):
-    """Run one command; returns the exit code (0 ok, 2 bad input, 130 Ctrl-C, 143 SIGTERM, 141 broken pipe)."""
+    """Run one command; returns the exit code (0 ok, 2 bad input, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP,
+    141 broken pipe)."""
     for name in ("stdout", "stderr"):          # started with `>&-` or `2>&-`: Python leaves None there
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, "w"))
+        try:                                   # a name the encoding cannot spell (PYTHONIOENCODING=ascii): \xe9
+            getattr(sys, name).reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):   # a stream replaced (tests) or closed
+            pass
+    _check_matplotlib_backend()
     args = build_parser().parse_args(argv)
     # which options were typed (a resumed run refuses those that contradict it)
     args.given = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
-    sigterm = getattr(signal, "SIGTERM", None)
-    previous = None
-    if sigterm is not None and args.command == "train" and _in_main_thread():
-        previous = signal.signal(sigterm, _stop_on_sigterm)
+    previous = {}
+    if args.command == "train" and _in_main_thread():
+        for name in STOP_EXIT_CODES:       # (a SIGHUP ignored by `nohup` stays ignored)
+            if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:
+                previous[getattr(signal, name)] = signal.signal(getattr(signal, name), _stop_on_sigterm)
     try:
         code = COMMANDS[args.command](args)
         _out(None)                              # flush: a closed pipe or a full disk shows up here, not at exit
@@ -598,18 +653,33 @@ def main(argv=None):
         _tell_stderr(f"numpyvae: error: {exc}")
         return 2
     except KeyboardInterrupt as exc:
-        by_sigterm = str(exc) == "SIGTERM"
+        by = str(exc) if str(exc) in STOP_EXIT_CODES else None
         if not getattr(exc, "reported", False):   # stopped outside the training loop: loading, drawing
             what = "the files written before are complete" if args.command == "train" else "nothing was written"
-            _tell_stderr(f"numpyvae: stopped by {'SIGTERM' if by_sigterm else 'Ctrl-C'}; {what}")
-        return 143 if by_sigterm else 130
+            _tell_stderr(f"numpyvae: stopped by {by or 'Ctrl-C'}; {what}")
+        return STOP_EXIT_CODES.get(by, 130)
     except BrokenPipeError:                     # `numpyvae evaluate ... | head -1`: the reader left
         _discard(sys.stdout)
         return 141                              # as a program killed by SIGPIPE
     finally:
-        if previous is not None:
-            signal.signal(sigterm, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         _settle(sys.stderr)                     # a log reader that left must not fail Python's exit
+
+
+def _check_matplotlib_backend():
+    """MPLBACKEND naming no backend makes ``import matplotlib`` fail; the figures need none: say so, go on."""
+    name = os.environ.get("MPLBACKEND")
+    if name is None or "matplotlib" in sys.modules:
+        return
+    try:
+        import matplotlib  # noqa: F401 -- only to see whether it can be imported with this MPLBACKEND
+    except ValueError:
+        del os.environ["MPLBACKEND"]
+        for module in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+            del sys.modules[module]            # the half-imported package: imported afresh when drawn
+        _tell_stderr(f"numpyvae: note: MPLBACKEND={name!r} is not a matplotlib backend; ignored "
+                     "(the figures are written without one)")
 
 
 def _out(line):

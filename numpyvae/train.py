@@ -42,8 +42,9 @@ from .vae import VAE
 
 # running sums over the current epoch, weighted by batch size
 SUM_KEYS = ("objective", "neg_elbo", "recon", "kl")
-# the signals that stop a run cleanly: Ctrl-C, and what `kill`, `timeout` and clusters send
-STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
+# the signals that stop a run cleanly: Ctrl-C, what `kill`, `timeout` and clusters send, and SIGHUP
+# (the terminal or the ssh session that started the run closed)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class Trainer:
@@ -180,6 +181,9 @@ class Trainer:
             if not isinstance(run_info, dict):
                 raise InputError(f"run_info: expected a dict, got {type(run_info).__name__}")
         previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _main_thread() else {}
+        # a SIGHUP ignored on purpose (`nohup`: go on after the terminal closes) stays ignored
+        previous = {s: h for s, h in previous.items() if not (s == getattr(signal, "SIGHUP", None)
+                                                               and h == signal.SIG_IGN)}
         for s in previous:
             signal.signal(s, self._on_stop_signal)
         try:
