@@ -74,8 +74,15 @@ def model_arrays(model):
 
 
 def save_model(path, model):
-    """Save a model alone (no optimizer or trainer state)."""
-    _save_arrays(path, model_arrays(model))
+    """Save a model alone (no optimizer or trainer state).
+
+    The model's lock is held while its arrays are written: a Trainer in
+    another thread (which holds it across each step) cannot change them
+    half-way, so the file holds one step's parameters.
+    """
+    arrays = model_arrays(model)
+    with model.lock:
+        _save_arrays(path, arrays)
 
 
 def save_trainer(path, trainer, run_info=None):
@@ -88,6 +95,13 @@ def save_trainer(path, trainer, run_info=None):
         raise InputError(f"trainer: expected a numpyvae Trainer, got {type(trainer).__name__}")
     if run_info is not None and not isinstance(run_info, dict):
         raise InputError(f"run_info: expected a dict or None, got {type(run_info).__name__}")
+    if not isinstance(trainer.model, VAE):
+        raise InputError(f"trainer.model: expected a numpyvae VAE, got {type(trainer.model).__name__}")
+    with trainer.model.lock:                  # one step's parameters and optimizer state (see save_model)
+        _save_trainer_locked(path, trainer, run_info)
+
+
+def _save_trainer_locked(path, trainer, run_info):
     state = trainer.state()
     arrays = model_arrays(trainer.model)
     arrays.update({"trainer_config": _text(trainer.config, "trainer.config"),
@@ -294,8 +308,9 @@ def load_params(model, arrays, path="<arrays>"):
     extra = {k[6:] for k in arrays if k.startswith("param/")} - set(model.params)
     if extra:
         raise CheckpointError(f"checkpoint {path!r}: parameters {sorted(extra)} are not in the model -- the architecture does not match")
-    for name, p in model.params.items():
-        p[...] = checked[name]
+    with model.lock:                          # a thread using the model sees the old or the new parameters
+        for name, p in model.params.items():
+            p[...] = checked[name]
 
 
 def _model_config(arrays, path):

@@ -195,3 +195,45 @@ def test_a_model_weight_cannot_be_replaced_by_another_width():
         model.params["encoder.0.W"] = np.zeros((64, 10), np.float32)
     loss, grads = model.loss_and_grads(x_digits(4), rng=np.random.default_rng(0))
     opt.step(grads)                                    # the model and its optimizer still agree
+
+
+def test_a_model_saved_while_another_thread_trains_it_holds_one_steps_parameters(tmp_path, monkeypatch):
+    """save_model while a Trainer thread steps: the file holds one step's parameters, never a mix.
+
+    The interleaving is forced: half-way through writing the file (after the first array) the saving
+    thread lets the trainer thread take a step and waits up to half a second for it.  Unguarded, the
+    step lands between the arrays (before the fix, a loop of saves mixed two steps in 15 of 454).
+    """
+    from numpyvae import checkpoint as ckpt
+    data = load("digits")
+    trainer = Trainer(small_model(), data.x_train, None, batch_size=32, seed=0, progress=False, verbose=False)
+    before = {n: p.copy() for n, p in trainer.model.params.items()}
+    go, stepped = threading.Event(), threading.Event()
+
+    def step_when_told():
+        go.wait(10)
+        trainer.train_step(data.x_train[:32])
+        stepped.set()
+
+    real_savez = np.savez
+
+    def savez_with_a_step_in_the_middle(f, **arrays):
+        first = next(k for k in arrays if k.startswith("param/"))
+        written = {**arrays, first: arrays[first].copy()}           # the first array is on disk already
+        go.set()
+        stepped.wait(0.5)                                          # the other thread steps now, if it can
+        written.update({k: v for k, v in arrays.items() if k != first})
+        real_savez(f, **written)
+
+    monkeypatch.setattr(ckpt.np, "savez", savez_with_a_step_in_the_middle)
+    thread = threading.Thread(target=step_when_told)
+    thread.start()
+    ckpt.save_model(tmp_path / "m.npz", trainer.model)
+    thread.join()
+    monkeypatch.setattr(ckpt.np, "savez", real_savez)
+    after = {n: p.copy() for n, p in trainer.model.params.items()}
+    saved = ckpt.load_model(tmp_path / "m.npz").params
+    matches = [name for name, state in (("before the step", before), ("after the step", after))
+               if all(np.array_equal(saved[n], state[n]) for n in state)]
+    print(f"the saved parameters equal those {matches or 'of NO single step'}; the step happened: {stepped.is_set()}")
+    assert stepped.is_set() and matches == ["before the step"]
