@@ -25,7 +25,7 @@ from . import checkpoint as ckpt
 from .errors import CheckpointError, FileError, InputError, NumpyVAEError, TrainingError
 from .blas_threads import blas_threads
 from .evaluate import MAX_WORKERS
-from .fileio import describe_os_error
+from .fileio import describe_os_error, refuse_non_regular
 from .estimators import ESTIMATORS
 from .layers import ACTIVATIONS
 from .optim import OPTIMIZERS
@@ -603,6 +603,7 @@ def cmd_sample(args):
                          f"{os.path.join(args.out, 'samples.png')!r}")
     if not args.out.lower().endswith(".png"):    # the file is a PNG whatever its name: the name must say so
         raise InputError(f"--out {args.out!r}: expected a file name ending in .png (the samples are written as PNG)")
+    refuse_non_regular(args.out, f"--out {args.out!r}")     # before drawing: a link, a FIFO, a device
     figure = plots.prior_samples(model, shape, np.random.default_rng(args.seed), n=args.n)
     try:
         path = plots.save_figure(figure, args.out)

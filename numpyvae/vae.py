@@ -13,6 +13,7 @@ numpyvae/prior.py) wired in like the estimator.  ``loss_and_grads`` runs the
 chain rule backwards in the same order.  Nothing of a call is kept on the
 model except ``last_estimate``: the caches travel with the call.
 """
+import copy
 import functools
 import json
 import math
@@ -185,7 +186,9 @@ class VAE:
     ``Trainer.train_step`` does, around the optimizer's step); with the
     caller's own ``grads`` buffers nothing is shared.  Parameters changed in
     place by another thread (an optimizer's step) are not guarded beyond
-    that: to judge a model that another thread trains, judge a copy.
+    that: to judge a model that another thread trains, judge a copy
+    (``copy.deepcopy`` holds ``lock`` while it copies, and ``save_model``
+    and ``save_trainer`` while they write).
     """
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu",
@@ -218,6 +221,12 @@ class VAE:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.lock = threading.RLock()
+
+    def __deepcopy__(self, memo):              # copied holding the lock: one step's parameters, never a mix
+        with self.lock:
+            twin = memo[id(self)] = object.__new__(type(self))
+            twin.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return twin
 
     # ---- forward pieces -----------------------------------------------------
 
