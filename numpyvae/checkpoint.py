@@ -18,10 +18,10 @@ declares before reading any of it, and refuses anything that is not a plain
 real array where one is expected.  Every failure is a CheckpointError naming
 the file and the entry.
 """
-import io
 import json
 import math
 import os
+import stat
 import zipfile
 
 import numpy as np
@@ -43,6 +43,9 @@ MAX_BYTES = 3 * 10**9
 # file; a compressed member (recompressed by hand) may expand at most this much, so a
 # small "zip bomb" cannot fill the memory
 MAX_EXPANSION = 100
+# the most members a checkpoint may hold: a model of MAX_HIDDEN_LAYERS has 404 parameters, Adam keeps
+# two slots each, so about 1,250 entries; a file with 200,000 is refused before any is read
+MAX_ENTRIES = 4096
 TEXT_ENTRIES = ("format", "model_config", "trainer_config", "trainer_counters", "trainer_state", "history",
                 "run_info")
 
@@ -57,9 +60,8 @@ def _text(obj, name):
 
 
 def _save_arrays(path, arrays):
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write(path, buf.getvalue())
+    # written straight into the temporary file: a large model's checkpoint is never held in memory twice
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def model_arrays(model):
@@ -72,8 +74,15 @@ def model_arrays(model):
 
 
 def save_model(path, model):
-    """Save a model alone (no optimizer or trainer state)."""
-    _save_arrays(path, model_arrays(model))
+    """Save a model alone (no optimizer or trainer state).
+
+    The model's lock is held while its arrays are written: a Trainer in
+    another thread (which holds it across each step) cannot change them
+    half-way, so the file holds one step's parameters.
+    """
+    arrays = model_arrays(model)
+    with model.lock:
+        _save_arrays(path, arrays)
 
 
 def save_trainer(path, trainer, run_info=None):
@@ -86,6 +95,13 @@ def save_trainer(path, trainer, run_info=None):
         raise InputError(f"trainer: expected a numpyvae Trainer, got {type(trainer).__name__}")
     if run_info is not None and not isinstance(run_info, dict):
         raise InputError(f"run_info: expected a dict or None, got {type(run_info).__name__}")
+    if not isinstance(trainer.model, VAE):
+        raise InputError(f"trainer.model: expected a numpyvae VAE, got {type(trainer.model).__name__}")
+    with trainer.model.lock:                  # one step's parameters and optimizer state (see save_model)
+        _save_trainer_locked(path, trainer, run_info)
+
+
+def _save_trainer_locked(path, trainer, run_info):
     state = trainer.state()
     arrays = model_arrays(trainer.model)
     arrays.update({"trainer_config": _text(trainer.config, "trainer.config"),
@@ -105,6 +121,29 @@ def _path(path):
     return os.fsdecode(path)
 
 
+class Arrays(dict):
+    """A checkpoint as ``read`` returned it: name -> array, with the ``path`` it was read from.
+
+    Every reader below (load_model, trainer_config, run_info,
+    load_trainer_state) takes either a path or one of these: a caller that
+    needs several of them reads the file once and builds everything from
+    that one read, so a checkpoint replaced meanwhile (another trainer saving
+    it) cannot mix two versions.
+    """
+
+    def __init__(self, arrays, path):
+        super().__init__(arrays)
+        self.path = path
+
+
+def _source(source):
+    """(arrays, path) from a path (read now) or from an Arrays read before."""
+    if isinstance(source, Arrays):
+        return source, source.path
+    path = _path(source)
+    return read(path), path
+
+
 def _declared_nbytes(npz_file, member):
     """Bytes an .npy member (a ZipInfo) says it holds, read from its header alone."""
     from numpy.lib import format as npy
@@ -115,26 +154,67 @@ def _declared_nbytes(npz_file, member):
     return int(np.prod(shape, dtype=object)) * dtype.itemsize, dtype
 
 
-def read(path):
-    """Open and validate a checkpoint; returns a dict name -> array (fully read).
+# what a file that is not a regular file is, for the message
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
+
+def _kind(mode):
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def read(path):
+    """Open and validate a checkpoint; returns an ``Arrays`` (name -> array, fully read).
+
+    The file is opened once and everything is read through that one open
+    file: a checkpoint renamed over by another process meanwhile is read
+    whole, as it was when opened, never half old and half new.  It must be a
+    regular file (a FIFO or a device is refused before it is opened).
     Before any member is read, every member's header is checked: a plain
     real or text dtype, a declared size no larger than the member itself, and
     MAX_BYTES in all; a compressed member may expand at most MAX_EXPANSION
-    times.  Memory is so bounded by the file's size, whatever its headers claim.
+    times; at most MAX_ENTRIES members.  Memory is so bounded by the file's
+    size, whatever its headers claim.
     """
     path = _path(path)
     where = f"checkpoint {path!r}"
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{where}: no such file")
     try:
-        with zipfile.ZipFile(path) as zf:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise CheckpointError(f"{where}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{where}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    if not stat.S_ISREG(mode):            # opening a FIFO would wait for a writer forever
+        raise CheckpointError(f"{where}: is {_kind(mode)}, expected a checkpoint file")
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise CheckpointError(f"{where}: cannot be read ({exc.strerror or exc})") from None
+    with f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):    # replaced between the stat and the open
+            raise CheckpointError(f"{where}: is {_kind(os.fstat(f.fileno()).st_mode)}, expected a checkpoint file")
+        arrays = _read_open(f, where)
+    return _check_format(Arrays(arrays, path), where)
+
+
+def _read_open(f, where):
+    """The members of the open .npz file ``f``, each checked before it is read."""
+    from numpy.lib import format as npy
+    try:
+        with zipfile.ZipFile(f) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_ENTRIES:
+                raise CheckpointError(f"{where}: holds {len(infos):,} entries, a numpyvae checkpoint at most "
+                                      f"{MAX_ENTRIES:,} -- not a numpyvae checkpoint")
+            keys = [info.filename[:-4] if info.filename.endswith(".npy") else info.filename for info in infos]
+            if len(set(keys)) != len(keys):
+                seen, twice = set(), set()
+                for key in keys:
+                    (twice if key in seen else seen).add(key)
+                raise CheckpointError(f"{where}: members {sorted(twice)[:3]} appear more than once -- "
+                                      "not a numpyvae checkpoint")
             total = 0
-            names = [info.filename for info in zf.infolist()]
-            if len(set(names)) != len(names):
-                twice = sorted({n for n in names if names.count(n) > 1})
-                raise CheckpointError(f"{where}: members {twice[:3]} appear more than once -- not a numpyvae checkpoint")
-            for info in zf.infolist():
+            for info in infos:
                 if info.flag_bits & 0x1:
                     raise CheckpointError(f"{where}: member {info.filename!r} is encrypted -- not a numpyvae checkpoint")
                 if info.compress_type != zipfile.ZIP_STORED and \
@@ -152,13 +232,20 @@ def read(path):
                 if total > MAX_BYTES:
                     raise CheckpointError(f"{where}: its entries declare more than {MAX_BYTES:,} bytes "
                                           f"(at {info.filename!r}) -- refusing to read it")
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+            arrays = {}
+            for key, info in zip(keys, infos):
+                with zf.open(info) as member:
+                    arrays[key] = npy.read_array(member, allow_pickle=False)
+            return arrays
     except CheckpointError:
         raise
     except Exception as exc:   # zipfile, zlib, struct, numpy's header parser: a damaged file can raise any of them
         raise CheckpointError(f"{where}: not a readable .npz file ({type(exc).__name__}: {str(exc)[:200]}); "
                               "it may be truncated or corrupt") from None
+
+
+def _check_format(arrays, where):
+    """The format and version entries, and the text entries' kind."""
     fmt = arrays.get("format")
     if not (isinstance(fmt, np.ndarray) and fmt.shape == () and fmt.dtype.kind == "U" and str(fmt) == FORMAT):
         raise CheckpointError(f"{where}: expected a {FORMAT} file, found entries "
@@ -221,8 +308,9 @@ def load_params(model, arrays, path="<arrays>"):
     extra = {k[6:] for k in arrays if k.startswith("param/")} - set(model.params)
     if extra:
         raise CheckpointError(f"checkpoint {path!r}: parameters {sorted(extra)} are not in the model -- the architecture does not match")
-    for name, p in model.params.items():
-        p[...] = checked[name]
+    with model.lock:                          # a thread using the model sees the old or the new parameters
+        for name, p in model.params.items():
+            p[...] = checked[name]
 
 
 def _model_config(arrays, path):
@@ -254,11 +342,13 @@ def build_model(config, path):
 
 
 def load_model(path, model=None):
-    """Build a VAE from a checkpoint (or fill ``model``, checking its architecture)."""
-    path = _path(path)
+    """Build a VAE from a checkpoint (or fill ``model``, checking its architecture).
+
+    path : a checkpoint's path, or the ``Arrays`` that ``read`` returned.
+    """
     if model is not None and not isinstance(model, VAE):
         raise InputError(f"model: expected a numpyvae VAE or None, got {type(model).__name__}")
-    arrays = read(path)
+    arrays, path = _source(path)
     config = _model_config(arrays, path)
     if model is None:
         model = build_model(config, path)
@@ -345,11 +435,14 @@ def check_counters(counters, trainer, path):
 
 
 def load_trainer_state(path, trainer):
-    """Restore a Trainer (built with the same model and data) from a checkpoint."""
-    path = _path(path)
+    """Restore a Trainer (built with the same model and data) from a checkpoint (a path or ``read``'s Arrays).
+
+    The model's parameters and the trainer's counters, history and optimizer
+    state all come from one read of the file.
+    """
     if not all(hasattr(trainer, a) for a in ("load_state", "model", "rng", "batch_size", "x_train")):
         raise InputError(f"trainer: expected a numpyvae Trainer, got {type(trainer).__name__}")
-    arrays = read(path)
+    arrays, path = _source(path)
     if "trainer_counters" not in arrays and "trainer_state" not in arrays:
         raise CheckpointError(f"checkpoint {path!r}: holds a model only, no trainer state to resume from")
     if int(arrays["version"]) == 1:
@@ -366,7 +459,7 @@ def load_trainer_state(path, trainer):
     state = {"counters": counters, "history": history,
              "perm": arrays.get("perm", np.array([], dtype=np.int64)),
              "optimizer": {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}}
-    load_model(path, trainer.model)
+    load_model(arrays, trainer.model)
     try:
         trainer.load_state(state)
     except NumpyVAEError as exc:
@@ -375,9 +468,8 @@ def load_trainer_state(path, trainer):
 
 
 def trainer_config(path):
-    """(model_config, trainer_config, run_info) stored in a trainer checkpoint, to rebuild it for resuming."""
-    path = _path(path)
-    arrays = read(path)
+    """(model_config, trainer_config, run_info) stored in a trainer checkpoint (a path or ``read``'s Arrays)."""
+    arrays, path = _source(path)
     if "trainer_config" not in arrays:
         raise CheckpointError(f"checkpoint {path!r}: holds a model only, no trainer state to resume from")
     # options added since the checkpoint may have been written get their defaults
@@ -392,9 +484,8 @@ def trainer_config(path):
 
 
 def run_info(path):
-    """The run_info stored beside a trainer's state ({} for a model-only checkpoint)."""
-    path = _path(path)
-    arrays = read(path)
+    """The run_info stored beside a trainer's state ({} for a model-only checkpoint); a path or ``read``'s Arrays."""
+    arrays, path = _source(path)
     if "run_info" in arrays:
         return _json(arrays, "run_info", path)
     if "trainer_config" in arrays:

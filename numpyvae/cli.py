@@ -7,7 +7,8 @@
     python -m numpyvae sample runs/digits/checkpoint.npz --out samples.png
 
 Every bad argument ends in one line on stderr, ``numpyvae: error: ...``, and
-exit code 2; Ctrl-C ends with 130, SIGTERM with 143 (the run saved first).
+exit code 2; Ctrl-C ends with 130, SIGTERM with 143, SIGHUP (the terminal closed) with 129
+(the run saved first).
 A run's folder is locked while a trainer writes it (numpyvae.runs).
 """
 import argparse
@@ -22,15 +23,17 @@ import numpy as np
 from . import __version__
 from . import checkpoint as ckpt
 from .errors import CheckpointError, FileError, InputError, NumpyVAEError, TrainingError
+from .blas_threads import blas_threads
 from .evaluate import MAX_WORKERS
-from .fileio import describe_os_error
+from .fileio import describe_os_error, refuse_non_regular
 from .estimators import ESTIMATORS
 from .architectures import ARCHITECTURES
 from .layers import ACTIVATIONS
 from .optim import OPTIMIZERS
 from .runs import CHECKPOINT, HISTORY, RunFolder
 from .train import BINARIZE, Trainer, write_history
-from .vae import GAUSSIAN_MEANS, LIKELIHOODS, VAE
+from .memory import training_bytes
+from .vae import GAUSSIAN_MEANS, LIKELIHOODS, VAE, check_config
 
 # Defaults per dataset: hidden sizes, z_dim, likelihood (and the Gaussian
 # decoder's mean), epochs, batch_size.
@@ -49,7 +52,11 @@ IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "fashion-mnist": (28, 28), 
 X_DIM = {name: h * w for name, (h, w) in IMAGE_SHAPES.items()}
 # samples per example: memory grows with batch * k rows, so k is capped
 MAX_K_TRAIN, MAX_K_EVALUATE = 1000, 10000
+# importance samples per example for --log-marginal: 10^6 on MNIST's 10,000 test images is already
+# 10^10 decoder rows (days on a laptop); more is a typo
+MAX_K_LOG_MARGINAL = 10**6
 MAX_SAMPLES = 4096          # a 64 x 64 grid
+DEFAULT_MAX_MEMORY = 4.0    # GiB a training run may take (estimated) unless --max-memory says more
 # options of `train` that describe the model or the trainer: a resumed run keeps them
 MODEL_OPTIONS = ("arch", "hidden", "z_dim", "likelihood", "gaussian_mean", "activation", "init", "dtype")
 TRAINER_OPTIONS = ("optimizer", "lr", "batch_size", "estimator", "k", "binarize", "beta", "warmup_epochs",
@@ -170,6 +177,8 @@ def build_parser(suppress_defaults=False):
            help="continue the run saved in CHECKPOINT (its model and trainer settings are kept; "
                 "--epochs, --data-dir and --out may be given)")
     option(t, "--force", action="store_true", help="replace a run already in --out (its files are removed)")
+    t.add_argument("--max-memory", type=number(0, strict=True), default=DEFAULT_MAX_MEMORY, metavar="GiB",
+                   help="refuse a run whose estimated peak memory is larger (numpyvae/memory.py)")
     option(t, "--no-progress", action="store_true", help="no progress bar (it is drawn only on a terminal anyway)")
     option(t, "--quiet", "-q", action="store_true", help="no per-epoch lines and no progress bar")
     option(t, "--no-plots", action="store_true", help="write no figures")
@@ -180,8 +189,9 @@ def build_parser(suppress_defaults=False):
     e.add_argument("--data-dir", type=path_name, metavar="FOLDER", help="default: the one it was trained with, else as for train")
     e.add_argument("-k", type=integer(1, MAX_K_EVALUATE), default=1,
                    help="samples per example (>1 also prints the IWAE bound)")
-    e.add_argument("--log-marginal", type=integer(0), default=0, metavar="K",
-                   help="also estimate log p(x) by importance sampling with K samples (0: no)")
+    e.add_argument("--log-marginal", type=integer(0, MAX_K_LOG_MARGINAL), default=0, metavar="K",
+                   help="also estimate log p(x) by importance sampling with K samples (0: no; at most "
+                        f"{MAX_K_LOG_MARGINAL:,}); its progress and the time left go to stderr")
     e.add_argument("--workers", type=integer(1, MAX_WORKERS), default=None, metavar="N",
                    help="threads for --log-marginal, each on a one-thread BLAS (default: as many as BLAS has)")
     e.add_argument("--binarize", choices=BINARIZE, help="default: as in training")
@@ -198,6 +208,31 @@ def build_parser(suppress_defaults=False):
 def _load_data(name, data_dir, progress=None):
     from .data import load
     return load(name, data_dir, progress=progress)
+
+
+def _data_from_checkpoint(name, given, stored, path, progress=None):
+    """The data of a resumed or evaluated run: --data-dir if given, else the folder the checkpoint records.
+
+    A recorded folder that does not exist here (the run was trained elsewhere, or with a relative
+    --data-dir from another working folder) is skipped with a note: the data are then looked for as
+    for a new run ($NUMPYVAE_DATA, the cache, a download).  A recorded folder whose files fail is
+    named as coming from the checkpoint.  Returns (data, the folder used or None).
+    """
+    from .errors import DataError
+    if given:
+        return _load_data(name, given, progress), given
+    if stored is not None and not os.path.isdir(stored):
+        _tell_stderr(f"numpyvae: note: the data folder {stored!r} recorded in {path} does not exist here; "
+                     "looking where a new run would ($NUMPYVAE_DATA, the cache, a download); "
+                     "--data-dir names another")
+        stored = None
+    try:
+        return _load_data(name, stored, progress), stored
+    except (DataError, InputError) as exc:
+        if stored is None:
+            raise
+        raise DataError(f"{exc} (the data folder {stored!r} is the one recorded in {path}; "
+                        "give --data-dir to use another)") from None
 
 
 def _say(args, text):
@@ -238,6 +273,10 @@ def _checked_run_info(run_info, path):
         raise CheckpointError(f"checkpoint {path!r}: run_info.data_dir is {data_dir!r}, expected a folder name")
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0):
         raise CheckpointError(f"checkpoint {path!r}: run_info.epochs is {epochs!r}, expected an integer >= 0")
+    threads = run_info.get("blas_threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise CheckpointError(f"checkpoint {path!r}: run_info.blas_threads is {threads!r:.40}, expected an "
+                              "integer >= 1")
     return dataset, data_dir, epochs
 
 
@@ -266,6 +305,10 @@ def _build_new_trainer(args):
                                            else "identity")
     hidden = d["hidden"] if args.hidden is None else args.hidden
     z_dim = d["z_dim"] if args.z_dim is None else args.z_dim
+    config = check_config(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation,
+                          init=args.init, dtype=np.dtype(args.dtype).type, gaussian_mean=gaussian_mean)
+    batch_size = d["batch_size"] if args.batch_size is None else args.batch_size
+    _refuse_memory(args, config, args.optimizer, batch_size * args.k, data, args.test_k)
     model = VAE(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation, init=args.init,
                 dtype=np.dtype(args.dtype).type, seed=args.seed, gaussian_mean=gaussian_mean, arch=args.arch,
                 image_shape=(1, *data.image_shape))
@@ -275,55 +318,95 @@ def _build_new_trainer(args):
                       warmup_epochs=args.warmup_epochs, test_k=args.test_k, weight_decay=args.weight_decay, seed=args.seed,
                       progress=_progress(args), verbose=not args.quiet)
     epochs = d["epochs"] if args.epochs is None else args.epochs
-    return data, trainer, epochs, args.data_dir
+    return data, trainer, epochs, None if args.data_dir is None else os.path.abspath(args.data_dir)
 
 
-def _resumed_trainer(args, model_config, config, run_info):
-    """Model, data and trainer rebuilt from a trainer checkpoint, its state restored."""
-    dataset, data_dir, epochs = _checked_run_info(run_info, args.resume)
-    data_dir = args.data_dir or data_dir
+def _size(nbytes):
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
+
+
+def _refuse_memory(args, config, optimizer, train_rows, data, test_k, resuming=False):
+    """Refuse a run whose estimated peak memory (numpyvae.memory) exceeds --max-memory, before allocating it."""
+    n_test = 0 if data.x_test is None else min(1000, len(data.x_test))
+    need = training_bytes(config, optimizer, max(train_rows, n_test * test_k), resuming)
+    if need > args.max_memory * 2**30:
+        raise InputError(f"--max-memory: training this model ({config['x_dim']}-{'-'.join(map(str, config['hidden']))}"
+                         f"-{config['z_dim']}, {config['dtype']}) would take about {_size(need)} of memory "
+                         f"(parameters, gradients, the optimizer's slots and the widest pass), above the limit of "
+                         f"{args.max_memory:g} GiB; give --max-memory {math.ceil(need / 2**30)} if the machine has "
+                         "it, or choose a smaller model")
+
+
+def _resumed_trainer(args, source, model_config, config, run_info):
+    """Model, data and trainer rebuilt from a trainer checkpoint, its state restored.
+
+    source : the checkpoint as read once (checkpoint.read): the model, the
+             counters and the optimizer all come from that one read.
+    """
+    dataset, stored_dir, epochs = _checked_run_info(run_info, args.resume)
     if args.epochs is not None:
         epochs = args.epochs
     elif epochs is None:
         raise InputError(f"--epochs: {args.resume} does not say how many epochs the run was meant to have; "
                          "give --epochs")
+    data, data_dir = _data_from_checkpoint(dataset, args.data_dir, stored_dir, args.resume, _progress(args))
+    data_dir = None if data_dir is None else os.path.abspath(data_dir)     # recorded so that it works from anywhere
+    _refuse_memory(args, ckpt.check_model_config(model_config, args.resume), config.get("optimizer"),
+                   config.get("batch_size", 1) * config.get("k", 1), data, config.get("test_k", 1), resuming=True)
     model = ckpt.build_model(model_config, args.resume)
-    data = _load_data(dataset, data_dir, _progress(args))
     try:
         trainer = Trainer(model, data.x_train, data.x_test, progress=_progress(args), verbose=not args.quiet,
                           **config)
     except (TypeError, NumpyVAEError) as exc:
         raise CheckpointError(f"checkpoint {args.resume!r}: its trainer_config does not fit this version "
                               f"or this dataset ({exc})") from None
-    ckpt.load_trainer_state(args.resume, trainer)
+    ckpt.load_trainer_state(source, trainer)
     return data, trainer, epochs, data_dir
+
+
+def _note_blas_threads(trained, path):
+    """Bit-identical resume holds at one BLAS thread count: say so when this process has another."""
+    now = blas_threads()
+    if trained is not None and now is not None and now != trained:
+        _tell_stderr(f"numpyvae: note: {path} was trained with {trained} BLAS thread(s), this process has {now}: "
+                     "matrix products then sum in another order, so the resumed run is not bit-identical to an "
+                     f"uninterrupted one (set OPENBLAS_NUM_THREADS={trained} to make it so)")
 
 
 def cmd_train(args):
     resume = args.resume
     if resume is not None:
-        model_config, config, run_info = ckpt.trainer_config(resume)
+        source = ckpt.read(resume)                 # read once: everything resumed comes from this read
+        model_config, config, run_info = ckpt.trainer_config(source)
         _refuse_conflicts(args, model_config, config, run_info)
         out = args.out or os.path.dirname(resume) or "."
     else:
         out = args.out or os.path.join("runs", args.dataset)
     with RunFolder(out) as run:
         # the lock is ours: no other trainer writes here until we leave
-        run.refuse_existing_run(args.force, resuming=resume)
-        run.remove_orphans()
-        for note in run.notes:                     # rare and worth knowing: shown even with --quiet
-            _tell_stderr(note)
+        run.refuse_existing_run(args.force, resuming=resume)      # refuses, removes nothing yet
+        # every option, the data and the model are checked before --force removes anything
         if resume is not None:
-            data, trainer, epochs, data_dir = _resumed_trainer(args, model_config, config, run_info)
+            data, trainer, epochs, data_dir = _resumed_trainer(args, source, model_config, config, run_info)
+            del source
             if trainer.epoch >= epochs:
                 _out(f"nothing to train: {resume} has finished {trainer.epoch} epochs and --epochs is {epochs} "
                       f"(give a larger --epochs to go on); no file written")
                 return 0
-            into = "" if os.path.samefile(run.folder, os.path.dirname(resume) or ".") else f", writing to {run.folder}"
-            _say(args, f"resuming {resume} at epoch {trainer.epoch}, step {trainer.step}{into}")
+            _note_blas_threads(run_info.get("blas_threads"), resume)
+            into = "" if run.holds(resume) else f", writing to {run.folder}"
+            resumed = f"resuming {resume} at epoch {trainer.epoch}, step {trainer.step}{into}"
         else:
             data, trainer, epochs, data_dir = _new_trainer(args)
-        info = {"dataset": data.name, "data_dir": data_dir, "epochs": epochs, "image_shape": list(data.image_shape)}
+            resumed = None
+        run.remove_old_run()
+        run.remove_orphans()
+        for note in run.notes:                     # rare and worth knowing: shown even with --quiet
+            _tell_stderr(note)
+        if resumed:
+            _say(args, resumed)
+        info = {"dataset": data.name, "data_dir": data_dir, "epochs": epochs, "image_shape": list(data.image_shape),
+                "blas_threads": blas_threads()}     # a resume with another count is not bit-identical: warned
         start = (trainer.epoch, trainer.step)
         t0 = time.perf_counter()
         written = _train_and_save(trainer, run, epochs, info)
@@ -448,8 +531,9 @@ def make_plots(model, trainer, data, out, seed):
 def cmd_evaluate(args):
     from .data import binarize
     from .evaluate import active_units, bounds, log_marginal
-    model = ckpt.load_model(args.checkpoint)
-    meta = ckpt.run_info(args.checkpoint)
+    source = ckpt.read(args.checkpoint)          # read once: model, run_info and binarization from one read
+    model = ckpt.load_model(source)
+    meta = ckpt.run_info(source)
     name = args.dataset or meta.get("dataset")
     if name is None:
         raise InputError("--dataset: the checkpoint does not say which dataset it was trained on; name one")
@@ -463,10 +547,10 @@ def cmd_evaluate(args):
         raise InputError(f"--dataset: {name} has images of {X_DIM[name]} pixels, the model in "
                          f"{args.checkpoint} was trained on {model.x_dim}; name the dataset it was trained on{hint}")
     stored_dir = meta.get("data_dir") if isinstance(meta.get("data_dir"), str) and meta.get("data_dir") else None
-    data = _load_data(name, args.data_dir or stored_dir)
+    data, _ = _data_from_checkpoint(name, args.data_dir, stored_dir, args.checkpoint)
     mode, how = args.binarize, "as asked"
     if mode is None:
-        mode, how = _trained_binarize(args.checkpoint), "as in training"
+        mode, how = _trained_binarize(source), "as in training"
     if mode != "none" and model.likelihood != "bernoulli":
         raise InputError(f"--binarize: {mode!r} only makes sense for a Bernoulli likelihood, "
                          f"the model's is {model.likelihood!r}")
@@ -488,10 +572,10 @@ def cmd_evaluate(args):
     return 0
 
 
-def _trained_binarize(path):
-    """The binarization a trainer checkpoint was trained with ("none" for a model-only one)."""
+def _trained_binarize(source):
+    """The binarization a trainer checkpoint (as read) was trained with ("none" for a model-only one)."""
     try:
-        mode = ckpt.trainer_config(path)[1].get("binarize", "none")
+        mode = ckpt.trainer_config(source)[1].get("binarize", "none")
     except CheckpointError:
         return "none"
     return mode if mode in BINARIZE else "none"
@@ -516,11 +600,15 @@ def _image_shape(meta, model, path):
 
 def cmd_sample(args):
     from . import plots
-    model = ckpt.load_model(args.checkpoint)
-    shape = _image_shape(ckpt.run_info(args.checkpoint), model, args.checkpoint)
+    source = ckpt.read(args.checkpoint)          # read once: the model and its image shape from one read
+    model = ckpt.load_model(source)
+    shape = _image_shape(ckpt.run_info(source), model, args.checkpoint)
     if os.path.isdir(args.out):
         raise InputError(f"--out {args.out!r}: is a folder, expected a file name such as "
                          f"{os.path.join(args.out, 'samples.png')!r}")
+    if not args.out.lower().endswith(".png"):    # the file is a PNG whatever its name: the name must say so
+        raise InputError(f"--out {args.out!r}: expected a file name ending in .png (the samples are written as PNG)")
+    refuse_non_regular(args.out, f"--out {args.out!r}")     # before drawing: a link, a FIFO, a device
     figure = plots.prior_samples(model, shape, np.random.default_rng(args.seed), n=args.n)
     try:
         path = plots.save_figure(figure, args.out)
@@ -535,23 +623,34 @@ def cmd_sample(args):
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}
 
 
+# the signals that stop `train` cleanly besides Ctrl-C, and the exit code of each (128 + its number)
+STOP_EXIT_CODES = {"SIGTERM": 143, "SIGHUP": 129}
+
+
 def _stop_on_sigterm(signum, frame):
-    """SIGTERM outside the training loop (loading data, drawing): stop like Ctrl-C, releasing the lock."""
-    raise KeyboardInterrupt("SIGTERM")
+    """SIGTERM or SIGHUP outside the training loop (loading data, drawing): stop like Ctrl-C, releasing the lock."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv=None):
-    """Run one command; returns the exit code (0 ok, 2 bad input, 130 Ctrl-C, 143 SIGTERM, 141 broken pipe)."""
+    """Run one command; returns the exit code (0 ok, 2 bad input, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP,
+    141 broken pipe)."""
     for name in ("stdout", "stderr"):          # started with `>&-` or `2>&-`: Python leaves None there
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, "w"))
+        try:                                   # a name the encoding cannot spell (PYTHONIOENCODING=ascii): \xe9
+            getattr(sys, name).reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):   # a stream replaced (tests) or closed
+            pass
+    _check_matplotlib_backend()
     args = build_parser().parse_args(argv)
     # which options were typed (a resumed run refuses those that contradict it)
     args.given = set(vars(build_parser(suppress_defaults=True).parse_args(argv)))
-    sigterm = getattr(signal, "SIGTERM", None)
-    previous = None
-    if sigterm is not None and args.command == "train" and _in_main_thread():
-        previous = signal.signal(sigterm, _stop_on_sigterm)
+    previous = {}
+    if args.command == "train" and _in_main_thread():
+        for name in STOP_EXIT_CODES:       # (a SIGHUP ignored by `nohup` stays ignored)
+            if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:
+                previous[getattr(signal, name)] = signal.signal(getattr(signal, name), _stop_on_sigterm)
     try:
         code = COMMANDS[args.command](args)
         _out(None)                              # flush: a closed pipe or a full disk shows up here, not at exit
@@ -560,18 +659,33 @@ def main(argv=None):
         _tell_stderr(f"numpyvae: error: {exc}")
         return 2
     except KeyboardInterrupt as exc:
-        by_sigterm = str(exc) == "SIGTERM"
+        by = str(exc) if str(exc) in STOP_EXIT_CODES else None
         if not getattr(exc, "reported", False):   # stopped outside the training loop: loading, drawing
             what = "the files written before are complete" if args.command == "train" else "nothing was written"
-            _tell_stderr(f"numpyvae: stopped by {'SIGTERM' if by_sigterm else 'Ctrl-C'}; {what}")
-        return 143 if by_sigterm else 130
+            _tell_stderr(f"numpyvae: stopped by {by or 'Ctrl-C'}; {what}")
+        return STOP_EXIT_CODES.get(by, 130)
     except BrokenPipeError:                     # `numpyvae evaluate ... | head -1`: the reader left
         _discard(sys.stdout)
         return 141                              # as a program killed by SIGPIPE
     finally:
-        if previous is not None:
-            signal.signal(sigterm, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         _settle(sys.stderr)                     # a log reader that left must not fail Python's exit
+
+
+def _check_matplotlib_backend():
+    """MPLBACKEND naming no backend makes ``import matplotlib`` fail; the figures need none: say so, go on."""
+    name = os.environ.get("MPLBACKEND")
+    if name is None or "matplotlib" in sys.modules:
+        return
+    try:
+        import matplotlib  # noqa: F401 -- only to see whether it can be imported with this MPLBACKEND
+    except ValueError:
+        del os.environ["MPLBACKEND"]
+        for module in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+            del sys.modules[module]            # the half-imported package: imported afresh when drawn
+        _tell_stderr(f"numpyvae: note: MPLBACKEND={name!r} is not a matplotlib backend; ignored "
+                     "(the figures are written without one)")
 
 
 def _out(line):

@@ -19,6 +19,8 @@ from .progress import ProgressBar
 from .validate import check_float, check_positive_int, check_rng
 
 MAX_WORKERS = 256     # log_marginal's threads; each holds a few MiB of buffers
+# log_marginal's progress off a terminal: a line this often (seconds), with the time left
+PROGRESS_EVERY = 30.0
 
 
 def bounds(model, x, rng, k=1, batch_size=1000):
@@ -84,7 +86,10 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
         elementwise functions use one core).  Each group of examples draws
         its eps from its own stream spawned from ``rng``, so the estimates
         do not depend on the number of workers.
-    progress : a bar on stderr; None shows it only when stderr is a terminal.
+    progress : a bar on stderr, counting samples, with the time left; None
+        shows it only when stderr is a terminal, and elsewhere (a log file)
+        writes a line every PROGRESS_EVERY seconds instead.  A stop (Ctrl-C,
+        or a worker's error) ends every worker within one chunk of samples.
     """
     x = model.check_x(x)
     k = check_positive_int("k", k)
@@ -94,16 +99,25 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
         workers = min(blas_threads() or 1, MAX_WORKERS)
     elif check_positive_int("workers", workers) > MAX_WORKERS:
         raise InputError(f"workers: expected an integer from 1 to {MAX_WORKERS}, got {workers!r}")
+    bad = [name for name, p in model.params.items() if not np.all(np.isfinite(p))]
+    if bad:                            # refused like bounds, elbo and estimate refuse it: never a NaN estimate
+        raise InputError(f"model: parameters {bad[:4]} hold NaN or inf; log p(x) cannot be estimated")
     n_per = max(1, min(len(x), max_rows // min(k, max_rows)))   # examples per pass
     starts = range(0, len(x), n_per)
     streams = rng.spawn(len(starts))                            # one eps stream per pass
     workers = min(workers, len(starts))
     out = np.empty(len(x), dtype=np.float64)
-    bar = ProgressBar(len(x), f"log p(x), k={k}", progress)
-    model_lock = threading.Lock()      # the model's forward passes keep caches on the layers: one at a time
+    # counted in samples (N k in all), so that even one example of a huge k shows progress
+    bar = ProgressBar(len(x) * k, f"log p(x), k={k}: samples", progress, log_every=PROGRESS_EVERY, eta=True)
+    model_lock = model.lock            # a Trainer in another thread holds it across each step: reads see whole steps
     bar_lock = threading.Lock()        # the count of examples done, and the bar drawn from it
     stop = threading.Event()           # set when any worker fails (or the caller is interrupted)
     done = [0]
+
+    def tick(samples):
+        with bar_lock:
+            done[0] += samples
+            bar.update(done[0])
 
     def work(passes):
         log_w = _LogWeights(model, max_rows, model_lock)
@@ -113,10 +127,16 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
                     return
                 start = starts[p]
                 xb = x[start:start + n_per]
-                out[start:start + len(xb)] = _log_mean_weight(log_w, xb, k, max_rows, streams[p])
-                with bar_lock:
-                    done[0] += len(xb)
-                    bar.update(done[0])
+                with np.errstate(over="ignore", invalid="ignore"):
+                    lm = _log_mean_weight(log_w, xb, k, max_rows, streams[p], stop, tick)
+                if lm is None:                      # stopped (another worker failed, or Ctrl-C)
+                    return
+                if not np.all(np.isfinite(lm)):     # an overflow in the network: refused, never a NaN estimate
+                    i = start + int(np.argmax(~np.isfinite(lm)))
+                    raise InputError(f"x, model: log_marginal overflowed to {lm[i - start]} at example {i} "
+                                     f"in {np.dtype(model.dtype).name}; expected parameters and values of x "
+                                     "small enough for finite results")
+                out[start:start + len(xb)] = lm
         except BaseException:
             stop.set()                                               # the other workers end too
             raise
@@ -137,15 +157,24 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
     return out
 
 
-def _log_mean_weight(log_w, xb, k, max_rows, rng):
-    """log (1/k) sum_i w_i for the examples xb (B, D), in chunks of at most max_rows rows -> (B,)."""
+def _log_mean_weight(log_w, xb, k, max_rows, rng, stop=None, tick=None):
+    """log (1/k) sum_i w_i for the examples xb (B, D), in chunks of at most max_rows rows -> (B,).
+
+    stop : a threading.Event checked before every chunk (Ctrl-C in another
+           thread ends the work within a chunk, whatever k); None when stopped.
+    tick : called with the number of samples after every chunk (the progress).
+    """
     B = len(xb)
     log_w.set_batch(xb)
     total = np.full(B, -np.inf)
     c = max(1, max_rows // B)                                        # samples per chunk
     for done in range(0, k, c):
+        if stop is not None and stop.is_set():
+            return None
         f = log_w(log_w.draw_eps(rng, min(c, k - done), B))          # (kc, B) float64
         total = np.logaddexp(total, _logsumexp(f, axis=0))
+        if tick is not None:
+            tick(f.size)
     return total - math.log(k)
 
 
@@ -160,7 +189,7 @@ class _LogWeights:
 
     def __init__(self, model, max_rows, model_lock=None):
         self.model = model
-        self.model_lock = threading.Lock() if model_lock is None else model_lock
+        self.model_lock = model.lock if model_lock is None else model_lock
         if model.dtype == np.float32:
             n_pairs = (max_rows * model.z_dim + 1) // 2
             self.uniforms = np.empty(2 * n_pairs, dtype=np.float32)     # draw_eps's buffers
@@ -171,7 +200,8 @@ class _LogWeights:
             # every decoder Linear as one product: (H+1, H') weights, the bias as the
             # weight of an extra input fixed at 1, and each layer's input written into
             # a preallocated [input | 1] buffer (for speed: no bias pass, no new arrays)
-            self.Ws = [np.concatenate([lin.W, lin.b[None, :]], axis=0) for lin in model.decoder.linears]
+            with self.model_lock:            # a consistent copy, even while another thread trains the model
+                self.Ws = [np.concatenate([lin.W, lin.b[None, :]], axis=0) for lin in model.decoder.linears]
             self.ins = [np.ones((max_rows, W.shape[0]), dtype=model.dtype) for W in self.Ws]
             self.acts = [layer for layer in model.decoder.layers if not isinstance(layer, Linear)]
             self.W1 = self.Ws[-1]

@@ -12,6 +12,7 @@ folder) become :class:`numpyvae.errors.FileError`, naming the path.
 import errno
 import glob
 import os
+import stat
 import tempfile
 
 from .errors import FileError
@@ -49,17 +50,45 @@ def make_folder(folder, what="folder"):
     return folder
 
 
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+
+
+def refuse_non_regular(path, what=None):
+    """FileError if ``path`` exists and is not a regular file (a link, a folder, a FIFO, a device).
+
+    The rename of atomic_write would replace such a thing (``/dev/full`` as
+    root, a link to another file) instead of writing into it: it is refused.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except (OSError, ValueError):              # absent (a new name), or unreachable: the write will say why
+        return
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    raise FileError(f"{what or repr(path)}: is {kind}, expected a regular file or a new name "
+                    "(the file is written beside it and renamed into place, which would replace it)")
+
+
 def _write_file(fd, data, durable):
-    """Write all of ``data`` to the open file ``fd`` and close it; with ``durable``, wait until it is on disk."""
+    """Write ``data`` (bytes, or a function that writes into a binary file) to the open file ``fd``, close it;
+    with ``durable``, wait until it is on disk."""
     with os.fdopen(fd, "wb") as f:
-        f.write(data)
+        if callable(data):
+            data(f)
+        else:
+            f.write(data)
         f.flush()
         if durable:
             os.fsync(f.fileno())
 
 
 def atomic_write(path, data, durable=True):
-    """Write ``data`` (bytes) to ``path`` via a temporary file and os.replace.
+    """Write ``data`` to ``path`` via a temporary file and os.replace.
+
+    data    : bytes, or a function ``write(f)`` that writes into the open binary
+              temporary file (a large checkpoint is so never held twice in memory).
 
     durable : flush the file to the disk before the rename (os.fsync), so that
               even a power cut leaves the old file or the new one.  Costs a
@@ -70,13 +99,17 @@ def atomic_write(path, data, durable=True):
     The file gets the usual permissions (0666 minus the umask, e.g. 0644), as
     a file written with ``open`` would.  Raises FileError when the disk is full,
     the folder is read-only, or ``path`` names a folder; the old file is then
-    untouched and no temporary file is left behind.
+    untouched and no temporary file is left behind.  ``path`` must be a
+    regular file or a new name: a symbolic link, a FIFO or a device
+    (``/dev/full``, ``/dev/stdout``) is refused, since the rename would
+    replace it rather than write into it.
     """
     path = os.fspath(path)
     if not path:
         raise FileError("path: expected a file name, got an empty string")
     if os.path.isdir(path):
         raise FileError(f"{path!r}: is a folder, expected a file name")
+    refuse_non_regular(path)
     folder = make_folder(os.path.dirname(os.path.abspath(path)))
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=TMP_SUFFIX)
@@ -85,6 +118,7 @@ def atomic_write(path, data, durable=True):
     try:
         _write_file(fd, data, durable)
         os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600; give it a normal file's mode
+        refuse_non_regular(path)             # again: it may have been replaced while we wrote
         os.replace(tmp, path)
     except BaseException as exc:
         if os.path.exists(tmp):

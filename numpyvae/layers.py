@@ -31,6 +31,8 @@ def _check_dout(layer, dout, shape):
     if getattr(dout, "shape", None) != shape:
         raise InputError(f"dout: expected shape {shape} (the output of forward), "
                          f"got {getattr(dout, 'shape', type(dout).__name__)}")
+    if dout.dtype.kind not in "iuf":          # complex, bool, object: not a gradient of a real loss
+        raise InputError(f"dout: expected a real float array, got dtype {dout.dtype}")
 
 
 class Layer:

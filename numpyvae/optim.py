@@ -32,6 +32,7 @@ class Optimizer:
             raise InputError("params: expected a non-empty dict name -> float array (a model's params)")
         self.params, self.lr, self.t = params, check_float("lr", lr, lo=0.0, lo_open=True), 0
         self.slots = {s: {k: np.zeros_like(p) for k, p in params.items()} for s in self.slot_names}
+        self._arrays = dict(params)          # the arrays it was built on: an entry replaced later is refused
         self._tmp = {k: np.empty_like(p) for k, p in params.items()}
 
     def step(self, grads):
@@ -54,6 +55,11 @@ class Optimizer:
             missing, extra = set(self.params) - set(grads), set(grads) - set(self.params)
             raise InputError(f"grads: expected the keys of params; missing {sorted(missing)[:5]}, "
                              f"unexpected {sorted(map(str, extra))[:5]}")
+        changed = [name for name in self.params if self.params[name] is not self._arrays.get(name)]
+        if changed or self.params.keys() != self._arrays.keys():
+            raise InputError(f"params: {changed[:3] or 'its names'} changed after the optimizer was built (its "
+                             "slots belong to the old arrays); write into the arrays in place, or build a new "
+                             "optimizer on the new params")
         for name, p in self.params.items():
             g = grads[name]
             if not isinstance(g, np.ndarray) or g.dtype.kind != "f" or g.shape != p.shape:

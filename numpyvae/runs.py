@@ -11,17 +11,29 @@ history and the figures.  Two rules keep it whole:
   i.e. on Windows, a lock naming another pid is respected until deleted.)
 - **no silent overwrite**: a new run in a folder that already holds one is
   refused unless it is the run being resumed (``--resume``) or the caller
-  says ``--force`` (then the old run's files are removed first, so the
-  folder never mixes two runs).
+  says ``--force`` (then the old run's files are removed, so the folder
+  never mixes two runs).  "The run being resumed" is judged by the file
+  itself (``os.path.samefile``), however the two paths name it: through a
+  symbolic link, absolute or relative.  The caller checks everything it can
+  (options, data, the model's size) between ``refuse_existing_run`` and
+  ``remove_old_run``, so a refused option removes nothing.
+- **no link followed**: the lock file is opened without following a
+  symbolic link, and must be a regular file with one name, so a link planted
+  in a run folder cannot make the trainer write someone else's file; the
+  run's own files must be regular files (or absent), since saving renames
+  over them.
 
     >>> with RunFolder("runs/digits") as run:        # doctest: +SKIP
     ...     run.refuse_existing_run(force=False)
+    ...     trainer = build_and_check_everything()
+    ...     run.remove_old_run()
     ...     trainer.run(...)
 """
 import errno
 import json
 import os
 import socket
+import stat
 
 from .errors import FileError, RunExistsError
 from .fileio import describe_os_error, make_folder, remove_orphans
@@ -30,6 +42,9 @@ try:
     import fcntl
 except ImportError:          # Windows
     fcntl = None
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)      # 0 where the platform has none (Windows)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 LOCK_NAME = ".numpyvae.lock"
 CHECKPOINT = "checkpoint.npz"
@@ -57,6 +72,11 @@ def process_alive(pid):
     return True
 
 
+def _is_plain(st):
+    """A regular file with a single name: writing it cannot reach a file known by another name."""
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+
+
 class RunFolder:
     """The output folder of one training run, locked while it is used.
 
@@ -78,6 +98,7 @@ class RunFolder:
         self.lock_path = os.path.join(self.folder, LOCK_NAME)
         self.notes = []
         self._fd = None
+        self._old = []            # the old run's files, removed by remove_old_run (with --force)
 
     def path(self, name):
         return os.path.join(self.folder, name)
@@ -95,10 +116,15 @@ class RunFolder:
     def _owner(self):
         """The pid the lock file names, or None if it is empty, unreadable or garbled."""
         try:
-            with open(self.lock_path, encoding="utf-8") as f:
-                owner = json.loads(f.read(1000))
+            fd = os.open(self.lock_path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
+        except OSError:
+            return None
+        try:
+            owner = json.loads(os.read(fd, 1000).decode("utf-8")) if _is_plain(os.fstat(fd)) else None
         except (OSError, ValueError):
             return None
+        finally:
+            os.close(fd)
         pid = owner.get("pid") if isinstance(owner, dict) else None
         return pid if isinstance(pid, int) and not isinstance(pid, bool) else None
 
@@ -113,11 +139,19 @@ class RunFolder:
         make_folder(self.folder, "--out")
         for _ in range(3):   # retried only if the lock file was replaced between our open and our flock
             try:
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+                # never through a link (O_NOFOLLOW), and a FIFO must not block the open (O_NONBLOCK)
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK, 0o666)
             except OSError as exc:
+                if exc.errno == errno.ELOOP or os.path.islink(self.lock_path):
+                    self._refuse_odd_lock("a symbolic link")
                 raise FileError(f"--out {self.folder!r}: cannot write in this folder ({describe_os_error(exc)}: "
                                 f"the lock file {LOCK_NAME} cannot be created); nothing was changed, "
                                 "choose a writable --out") from None
+            st = os.fstat(fd)
+            if not _is_plain(st):
+                os.close(fd)
+                self._refuse_odd_lock("a hard link to a file with another name" if stat.S_ISREG(st.st_mode)
+                                      else "not a regular file")
             if not self._lock_fd(fd):
                 os.close(fd)
                 self._refuse(self._owner())
@@ -141,6 +175,11 @@ class RunFolder:
             self.release()
             raise FileError(f"--out {self.folder!r}: cannot write the lock file {LOCK_NAME} "
                             f"({describe_os_error(exc)})") from None
+
+    def _refuse_odd_lock(self, what):
+        raise FileError(f"--out {self.folder!r}: the lock file {LOCK_NAME} is {what}; the trainer writes "
+                        f"its lock only into a regular file of its own, so nothing was changed. "
+                        f"Remove {self.lock_path!r} (it may point at someone else's file) or choose another --out")
 
     def _lock_fd(self, fd):
         """flock the open lock file; False if a live process holds it."""
@@ -169,36 +208,75 @@ class RunFolder:
     # ---- what the folder holds ----------------------------------------------------------------
 
     def existing_run(self):
-        """The run files already in the folder (names), [] if it holds no run."""
-        return [name for name in RUN_FILES if os.path.exists(self.path(name))]
+        """The run files already in the folder (names), [] if it holds no run (a dangling link counts)."""
+        return [name for name in RUN_FILES if os.path.lexists(self.path(name))]
+
+    def holds(self, checkpoint):
+        """True if ``checkpoint`` is this folder's checkpoint file, however the two paths name it."""
+        if checkpoint is None:
+            return False
+        try:
+            return os.path.samefile(checkpoint, self.path(CHECKPOINT))
+        except (OSError, ValueError):       # either is missing: they cannot be the same file
+            return False
 
     def refuse_existing_run(self, force, resuming=None):
-        """Refuse to start a new run over an old one unless ``force``; with ``force``, remove the old files.
+        """Refuse to start a new run over an old one unless ``force``; with ``force``, note the old files.
 
         resuming : the checkpoint being resumed, or None.  Resuming the run
-                   that lives in this folder is not a new run.
-        Returns the names removed (with force).
+                   that lives in this folder is not a new run (compared by
+                   the file itself, not by its name).
+        Nothing is removed here: ``remove_old_run`` does it, once the caller
+        has checked everything else.  Returns the names that it will remove.
         """
-        here = os.path.abspath(self.path(CHECKPOINT))
-        if resuming is not None and os.path.abspath(resuming) == here:
+        if self.holds(resuming):
             if force:
                 self.notes.append(f"--force: nothing replaced, the run in {self.folder} is resumed")
+            self._old = []
+            self.check_run_files()
             return []
         old = self.existing_run()
-        if not old:
-            return []
-        if not force:
+        if old and not force:
             how = ("resume it with --resume " + self.path(CHECKPOINT)) if CHECKPOINT in old else \
                 "choose another --out"
             raise RunExistsError(
                 f"--out {self.folder!r} already holds a run ({', '.join(old)}); {how}, "
                 "or pass --force to replace it")
+        self._old = old
+        self.check_run_files(except_=old)
+        return list(old)
+
+    def check_run_files(self, except_=()):
+        """Refuse a run file that is a link, a folder, a FIFO or a device: saving would rename over it."""
+        for name in RUN_FILES:
+            if name in except_:
+                continue
+            try:
+                st = os.lstat(self.path(name))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise FileError(f"--out {self.folder!r}: cannot inspect {name} ({describe_os_error(exc)})") from None
+            if not stat.S_ISREG(st.st_mode):
+                what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+                raise FileError(f"--out {self.folder!r}: {name} is {what}; the trainer would replace it, so "
+                                "nothing was changed. Move it away, or choose another --out")
+
+    def remove_old_run(self):
+        """With --force: remove the old run's files that refuse_existing_run found; returns their names.
+
+        A link among them is removed itself, never what it points to.
+        """
+        old, self._old = self._old, []
         for name in old:
             try:
                 os.unlink(self.path(name))
+            except FileNotFoundError:
+                pass
             except OSError as exc:
                 raise FileError(f"--force: cannot remove {self.path(name)!r} ({describe_os_error(exc)})") from None
-        self.notes.append(f"--force: removed the old run's {', '.join(old)} from {self.folder}")
+        if old:
+            self.notes.append(f"--force: removed the old run's {', '.join(old)} from {self.folder}")
         return old
 
     def remove_orphans(self):

@@ -42,8 +42,9 @@ from .vae import VAE
 
 # running sums over the current epoch, weighted by batch size
 SUM_KEYS = ("objective", "neg_elbo", "recon", "kl")
-# the signals that stop a run cleanly: Ctrl-C, and what `kill`, `timeout` and clusters send
-STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
+# the signals that stop a run cleanly: Ctrl-C, what `kill`, `timeout` and clusters send, and SIGHUP
+# (the terminal or the ssh session that started the run closed)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class Trainer:
@@ -81,6 +82,7 @@ class Trainer:
             raise InputError(f"batch_size: expected at most the {len(self.x_train)} training examples, got {batch_size}")
         self.estimator = check_choice("estimator", estimator, ESTIMATORS)
         self.k, self.test_k = check_positive_int("k", k), check_positive_int("test_k", test_k)
+        self.test_batch = test_batch_size(model, self.test_k)      # refuses a test_k too large up front
         self.binarize = check_choice("binarize", binarize, BINARIZE)
         if binarize != "none" and model.likelihood != "bernoulli":
             raise InputError(f"binarize: {binarize!r} only makes sense for a Bernoulli likelihood")
@@ -126,8 +128,10 @@ class Trainer:
         advice = "lower the learning rate or check the data"
         try:
             # overflow shows up as a non-finite loss, reported below with the step named (an
-            # overflowing update shows up so at the next step, or in the end-of-epoch check)
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # overflowing update shows up so at the next step, or in the end-of-epoch check);
+            # the model's lock is held until the step is applied: the grads are the model's buffers,
+            # which another thread's call would overwrite (VAE, Threads)
+            with self.model.lock, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 loss, grads = self.model.loss_and_grads(xb, rng=self.rng, estimator=self.estimator,
                                                         k=self.k, beta=self.beta_now())
                 if not math.isfinite(loss):
@@ -155,7 +159,8 @@ class Trainer:
     def evaluate(self, x=None, k=None):
         """Test figures (numpyvae.evaluate.bounds): neg_elbo, recon, kl, and neg_iwae if k > 1."""
         x = self.x_test_used if x is None else self.model.check_x(x)
-        return bounds(self.model, x, self.rng, self.test_k if k is None else k)
+        k = self.test_k if k is None else k
+        return bounds(self.model, x, self.rng, k, test_batch_size(self.model, k))
 
     def run(self, epochs, checkpoint=None, on_epoch=None, run_info=None):
         """Train until ``epochs`` epochs are done in all (a resumed run continues).
@@ -176,6 +181,9 @@ class Trainer:
             if not isinstance(run_info, dict):
                 raise InputError(f"run_info: expected a dict, got {type(run_info).__name__}")
         previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if _main_thread() else {}
+        # a SIGHUP ignored on purpose (`nohup`: go on after the terminal closes) stays ignored
+        previous = {s: h for s, h in previous.items() if not (s == getattr(signal, "SIGHUP", None)
+                                                               and h == signal.SIG_IGN)}
         for s in previous:
             signal.signal(s, self._on_stop_signal)
         try:
@@ -330,6 +338,22 @@ class Trainer:
         """Write a checkpoint of everything needed to resume (numpyvae.checkpoint)."""
         from .checkpoint import save_trainer
         save_trainer(path, self, run_info)
+
+
+def test_batch_size(model, k, batch=1000):
+    """Test images per batch for k samples each: 1000, or fewer where k * 1000 rows exceed what one
+    activation array may hold (VAE.check_rows); InputError naming test_k if even one image's k do."""
+    try:
+        model.check_rows("test_k", check_positive_int("test_k", k))
+    except InputError as exc:
+        raise InputError(f"{exc} (the samples of one test image are held at once)") from None
+    while batch > 1:
+        try:
+            model.check_rows("test_k * test batch", k * batch)
+            break
+        except InputError:
+            batch //= 2
+    return batch
 
 
 def _tell(line):

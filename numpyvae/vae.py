@@ -13,8 +13,11 @@ numpyvae/prior.py) wired in like the estimator.  ``loss_and_grads`` runs the
 chain rule backwards in the same order.  Nothing of a call is kept on the
 model except ``last_estimate``: the caches travel with the call.
 """
+import copy
+import functools
 import json
 import math
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -25,6 +28,7 @@ from .errors import InputError
 from .estimators import ESTIMATORS
 from .layers import ACTIVATIONS, INITS, sigmoid
 from .network import Network, plan
+from .params import Params
 from .posterior import LOGVAR_LIMIT, DiagonalGaussian, clip_logvar as _clip_logvar
 from .prior import StandardNormal
 from .validate import as_float_array, check_choice, check_dtype, check_float, check_positive_int, check_rng
@@ -39,13 +43,23 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 GAUSSIAN_MEANS = ("identity", "sigmoid")
 # "custom": the encoder and decoder specifications were given, not built from a name
 ARCH_NAMES = (*ARCHITECTURES, "custom")
-# the largest model built (about 400 MB of float32 weights, twice that with Adam's slots)
+# the largest model built (400 MB of float32 weights; training holds about 5 times that with Adam, and
+# the command line refuses a run above --max-memory first: numpyvae/memory.py)
 MAX_PARAMS = 100_000_000
 # the deepest: every layer is a few Python objects, so a list of a million 1-unit layers would
 # take gigabytes and minutes to build although it has few parameters
 MAX_HIDDEN_LAYERS = 100
 # the most numbers one activation array may hold (1 GB in float32): bounds k * batch and n
 MAX_ACTIVATIONS = 2**28
+
+
+def _locked(method):
+    """Run the method holding the model's lock (see VAE, Threads)."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+    return call
 
 
 def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu", init="glorot",
@@ -158,9 +172,23 @@ class VAE:
     encoder, decoder : network specifications (numpyvae/network.py); the
                  encoder maps D numbers to 2Z, the decoder Z to D (or 2D).
 
-    ``params`` is an ordered dict name -> live parameter array, named
+    ``params`` is a read-only mapping name -> live parameter array (write
+    into an array in place; assigning a new one is refused: numpyvae/params.py), named
     ``encoder.{k}.W``, ``encoder.{k}.b``, ``decoder.{k}.W``, ``decoder.{k}.b``
     with k counting the layers with parameters of that network from 0.
+
+    Threads: a call keeps its caches to itself, so the methods that only
+    compute (encode, decode, forward, estimate, elbo, reconstruct, sample)
+    may run in several threads at once.  ``loss_and_grads`` without ``grads``
+    adds into the model's own buffers and hands them back: it holds ``lock``
+    (a re-entrant lock) for the call, and a thread that uses those grads while
+    others may call it holds ``lock`` across the call and that use (as
+    ``Trainer.train_step`` does, around the optimizer's step); with the
+    caller's own ``grads`` buffers nothing is shared.  Parameters changed in
+    place by another thread (an optimizer's step) are not guarded beyond
+    that: to judge a model that another thread trains, judge a copy
+    (``copy.deepcopy`` holds ``lock`` while it copies, and ``save_model``
+    and ``save_trainer`` while they write).
     """
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu",
@@ -172,6 +200,7 @@ class VAE:
         self.likelihood, self.gaussian_mean = likelihood, gaussian_mean
         self.dtype = np.dtype(self.config["dtype"]).type
         seed = check_positive_int("seed", seed, minimum=0)
+        self.lock = threading.RLock()          # held by loss_and_grads on the model's own buffers (Threads above)
         self.x_dim, self.z_dim = self.config["x_dim"], self.config["z_dim"]
         rng = np.random.default_rng(seed)
         self.encoder = Network(encoder, (self.x_dim,), init, rng, self.dtype, name="encoder")
@@ -179,11 +208,25 @@ class VAE:
         self.posterior, self.prior = DiagonalGaussian(), StandardNormal()
         self._widest = max(int(np.prod(shape)) for net, n_in in ((encoder, self.x_dim), (decoder, self.z_dim))
                            for _, shape, _ in plan(net, (n_in,)))   # the widest activation row
-        self.params, self._grads = OrderedDict(), OrderedDict()
+        params, self._grads = OrderedDict(), OrderedDict()
         for prefix, net in (("encoder", self.encoder), ("decoder", self.decoder)):
             own = net.own_grads()
             for name, p in net.params.items():
-                self.params[f"{prefix}.{name}"], self._grads[f"{prefix}.{name}"] = p, own[name]
+                params[f"{prefix}.{name}"], self._grads[f"{prefix}.{name}"] = p, own[name]
+        self.params = Params(params)           # live arrays; assigning a new one is refused
+
+    def __getstate__(self):                    # copy.deepcopy, pickle: the copy gets a lock of its own
+        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
+
+    def __deepcopy__(self, memo):              # copied holding the lock: one step's parameters, never a mix
+        with self.lock:
+            twin = memo[id(self)] = object.__new__(type(self))
+            twin.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return twin
 
     # ---- forward pieces -----------------------------------------------------
 
@@ -282,6 +325,7 @@ class VAE:
 
     # ---- the loss and its gradient ---------------------------------------------
 
+    @_locked
     def loss_and_grads(self, x, eps=None, rng=None, estimator="analytic", k=1, beta=1.0, grads=None):
         """Negative ELBO in nats per example, and its gradient for every parameter.
 

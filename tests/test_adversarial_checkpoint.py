@@ -266,7 +266,10 @@ json_value = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**30
 
 def _json_variant(arrays, key, data):
     """The JSON entry ``key`` with one of its fields (or, for a non-mapping, the whole) replaced by anything."""
-    obj = json.loads(str(arrays[key]))
+    try:
+        obj = json.loads(str(arrays[key]))
+    except ValueError:                # "format" is plain text, not JSON: replaced whole
+        obj = None
     value = data.draw(json_value, label="value")
     if isinstance(obj, dict) and obj:
         return np.array(json.dumps({**obj, data.draw(st.sampled_from(sorted(obj)), label="field"): value}))

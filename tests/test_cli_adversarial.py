@@ -105,7 +105,7 @@ BAD = [
     ("evaluate {garbage}", ["not a readable .npz"]),
     ("evaluate {ckpt} -k 0", ["-k", "from 1 to 10000"]),
     ("evaluate {ckpt} -k 99999999999", ["-k"]),
-    ("evaluate {ckpt} --log-marginal -5", ["--log-marginal", ">= 0"]),
+    ("evaluate {ckpt} --log-marginal -5", ["--log-marginal", "from 0 to 1000000"]),
     ("evaluate {ckpt} --seed -1", ["--seed"]),
     ("evaluate {ckpt} --dataset mnist", ["--dataset", "784 pixels", "trained on 64", "(digits)"]),
     ("evaluate {ckpt} --dataset frey-face", ["--dataset", "560 pixels"]),

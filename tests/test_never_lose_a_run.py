@@ -187,6 +187,11 @@ def fail_writes(monkeypatch, fails, code):
     def write(fd, data, durable):
         count[0] += 1
         if fails(count[0]):
+            if callable(data):                 # a checkpoint is written by a function into the file
+                import io
+                buf = io.BytesIO()
+                data(buf)
+                data = buf.getvalue()
             os.write(fd, data[:len(data) // 2])
             os.close(fd)
             raise OSError(code, os.strerror(code))

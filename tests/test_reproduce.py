@@ -120,7 +120,7 @@ def test_progress_bar_only_when_asked(capsys):
     assert capsys.readouterr().err == "", "progress=False drew something"
     log_marginal(model, x, k=5, rng=np.random.default_rng(0), progress=True)
     err = capsys.readouterr().err
-    assert "log p(x), k=5" in err and "3/3" in err, f"progress=True drew {err!r}"
+    assert "log p(x), k=5" in err and "15/15" in err, f"progress=True drew {err!r}"   # 3 examples x 5 samples
 
 
 # ---- the reproductions' --quick modes --------------------------------------------------------------

@@ -61,6 +61,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import DataError
+from ..fileio import _umask
 from ..progress import ProgressBar
 
 TIMEOUT = 30          # seconds: for the headers, for any silence, and the grace period before MIN_RATE applies
@@ -119,6 +120,7 @@ def _fetch_one(url, target, check, progress, timeout, max_bytes, folder_hint):
         if expected is not None and got != expected:
             raise DataError(f"{url}: download truncated: expected {expected} bytes, got {got}")
         check(Path(tmp), url)
+        os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600: a shared NUMPYVAE_CACHE needs a normal file's mode
         os.replace(tmp, target)
     except _WriteFailed as failed:
         raise _folder_error(target.parent, failed.args[0], folder_hint) from None

@@ -1,0 +1,44 @@
+"""How much memory a training run takes, estimated before anything is allocated.
+
+    peak ~ 50 MB (Python, NumPy, the data)
+         + P s (3 + slots)     the parameters, their gradients, the optimizer's slots and its scratch
+         + R W s 5             the widest forward and backward pass: R rows through the layers with
+                               weights, whose outputs are W numbers wide in all, each kept about 5 times over
+                               (caches, masks, the estimator's Z-wide temporaries)
+
+P parameters of s bytes (4 for float32, 8 for float64); slots 2 for Adam, 1
+for Adagrad and SGD; R the most rows at once: batch_size * k in training,
+min(1000, test images) * test_k for the test figures after each epoch.
+A resumed run also holds the checkpoint's arrays while they are loaded:
+P s (1 + slots) more.  Saving streams the arrays into the file and costs
+almost nothing more.
+
+Measured peak resident memory against this estimate (benchmarks/memory_estimate.py:
+the digits, one epoch, float32, Adam; x86_64, 2 cores, Linux, Python 3.11;
+benchmarks/results/memory_estimate.txt): --z-dim 50000 1151 MiB vs 1184 MiB,
+--hidden 2000 2000 237 vs 269 MiB, the default 128-2 network 43 vs 53 MiB:
+the estimate is 3-24% above what was measured.  It is calibrated on fully
+connected networks; a convolutional one's unfolded (im2col) inputs are not counted.
+"""
+import numpy as np
+
+from .network import plan
+from .vae import network_specs
+
+BASE = 50 * 2**20
+SLOTS = {"adam": 2, "adagrad": 1, "sgd": 1}
+PASS_COPIES = 5
+
+
+def training_bytes(config, optimizer="adam", rows=1000, resuming=False):
+    """The estimated peak memory (bytes) of training a VAE of ``config`` (VAE.config) with ``rows`` at once."""
+    encoder, decoder = network_specs(config)
+    steps = plan(encoder, (config["x_dim"],), "encoder") + plan(decoder, (config["z_dim"],), "decoder")
+    n_params = sum(n for _, _, n in steps)
+    width = sum(int(np.prod(shape)) for _, shape, n in steps if n)     # the outputs of the layers with weights
+    s = 8 if config["dtype"] == "float64" else 4
+    slots = SLOTS.get(optimizer, 2)
+    total = BASE + n_params * s * (3 + slots) + rows * width * s * PASS_COPIES
+    if resuming:
+        total += n_params * s * (1 + slots)
+    return total
