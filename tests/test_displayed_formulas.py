@@ -648,3 +648,16 @@ def test_formula_11_2(beta):
     ctx = Context({}, lambda p: {"A": truth, "w": W.T, "s": math.sqrt(s2), "beta": beta,
                                  "n": lambda v: np.linalg.norm(v, axis=-1)})
     run("11.2", ctx, rtol=1e-10)
+
+
+def test_a_correct_rewrite_still_passes(monkeypatch):
+    """The control's other half: the same KL written differently (exp, terms reordered) passes."""
+    labelled, unmarked = F.note_blocks()
+    note, latex = labelled["05.3"]
+    rewrite = latex.replace(r"\left(\mu_j^2 + e^{\operatorname{logvar}_j} - 1 - \operatorname{logvar}_j\right)",
+                            r"\left(\exp(\operatorname{logvar}_j) - \operatorname{logvar}_j + \mu_j^2 - 1\right)")
+    assert rewrite != latex
+    monkeypatch.setattr(F, "note_blocks", lambda: ({**labelled, "05.3": (note, rewrite)}, unmarked))
+    F.parse.cache_clear()
+    test_formula_05_3("package")
+    test_formula_05_3("truth")
