@@ -106,3 +106,66 @@ def test_float32_draws_are_independent_standard_normals():
         r = np.corrcoef(a, b)[0, 1]
         assert abs(r) < 4 / math.sqrt(len(a)), f"correlation between {name} of the draws {r:.3f}, expected 0"
     assert np.unique(values).size > 0.99 * values.size, "repeated values among the draws"
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_fused_bernoulli_path_matches_quadrature_for_each_activation(activation):
+    """The fused path applies each hidden activation in place (evaluate._activate): both kinds against quadrature."""
+    vae = VAE(6, [8, 5], 1, activation=activation, dtype=np.float64, seed=7)
+    x = (np.random.default_rng(8).uniform(size=(3, 6)) < 0.5).astype(float)
+    truth = quadrature(vae, x, np.linspace(-12, 12, 24001)[:, None])
+    reps = 30
+    est = log_marginal(vae, np.repeat(x, reps, axis=0), k=400, rng=np.random.default_rng(9), max_rows=100,
+                       progress=False).reshape(3, reps)
+    mean, se = est.mean(axis=1), est.std(axis=1) / math.sqrt(reps)
+    z = (mean - truth) / se
+    assert np.all(np.abs(z) < 4), f"{activation}: ours {mean} +- {se} vs quadrature {truth} (z = {z})"
+
+
+# ---- evaluate.bounds and evaluate.active_units against the exact model (mutation survivors, issue 17)
+
+def test_bounds_against_the_exact_posterior_model():
+    """q is the exact posterior: the IWAE bound is log p(x) exactly for any k, the KL is closed form,
+    and the reconstruction's mean is the closed-form E_q[log p(x|z)] (within 4 standard errors)."""
+    from numpyvae.distributions import kl_std_normal
+    from numpyvae.evaluate import bounds
+    lg, vae, rng = exact_posterior_vae(seed=3)
+    x = np.repeat(lg.sample(5, rng)[1], 400, axis=0)                 # 2000 rows: two batches of 1000
+    got = bounds(vae, x, np.random.default_rng(10), k=4)
+    mu, logvar = vae.encode(x)
+    kl = float(np.mean(kl_std_normal(mu, logvar)))
+    neg_log_px = -float(np.mean(lg.log_marginal(x)))
+    recon = -float(np.mean(lg.expected_log_px(x, mu, logvar)))
+    assert got["kl"] == pytest.approx(kl, rel=1e-12), f"kl: ours {got['kl']} vs expected {kl}"
+    assert got["neg_iwae"] == pytest.approx(neg_log_px, rel=1e-10), f"neg_iwae: ours {got['neg_iwae']} vs expected -log p(x) {neg_log_px}"
+    assert got["neg_elbo"] == pytest.approx(got["recon"] + got["kl"], rel=1e-12)
+    # the sampled reconstruction: its spread over rows gives the tolerance
+    from numpyvae.distributions import reparameterize
+    z, _ = reparameterize(mu, logvar, np.random.default_rng(11).standard_normal((1,) + mu.shape))
+    spread = float(np.std(lg.log_px_given_z(x, z[0])))
+    assert abs(got["recon"] - recon) < 4 * spread / math.sqrt(len(x)), f"recon: ours {got['recon']} vs expected {recon}"
+    assert "neg_iwae" not in bounds(vae, x[:10], np.random.default_rng(12), k=1), "k = 1: no IWAE figure (it is the ELBO)"
+
+
+def test_active_units_against_the_closed_form_variance():
+    """Exact-posterior encoder: the posterior mean of unit u is w_u^T (x - b) / (s^2 + |w_u|^2) (note 11, beta = 1),
+    whose variance over x ~ p(x) is A_u = |w_u|^2 (|w_u|^2 + s^2) / (s^2 + |w_u|^2)^2 = |w_u|^2 / (s^2 + |w_u|^2)."""
+    from numpyvae.evaluate import active_units
+    rng = np.random.default_rng(13)
+    D, s2 = 6, 0.4
+    Q, _ = np.linalg.qr(rng.standard_normal((D, 3)))
+    W = Q * np.array([1.5, 0.3, 0.02])                     # A_u = 0.849, 0.184, 0.000999: two active at 1e-2
+    lg = LinearGaussian(W, rng.standard_normal(D), s2)
+    cov = np.linalg.inv(np.eye(3) + W.T @ W / s2)
+    A = W @ cov / s2
+    vae = VAE(D, [], 3, likelihood="gaussian", dtype=np.float64)
+    vae.params["encoder.0.W"][...] = np.concatenate([A, np.zeros((D, 3))], axis=1)
+    vae.params["encoder.0.b"][...] = np.concatenate([-lg.b @ A, np.log(np.diag(cov))])
+    x = lg.sample(40_000, rng)[1]
+    norms2 = np.sum(W ** 2, axis=0)
+    expected = norms2 / (s2 + norms2)
+    count, var = active_units(vae, x)                      # the default threshold, 1e-2
+    assert var.shape == (3,)
+    assert np.allclose(var, expected, rtol=0.03, atol=2e-4), f"ours {var} vs expected {expected}"
+    assert count == 2, f"active units at the default threshold 1e-2: ours {count} vs expected 2"
+    assert active_units(vae, x, threshold=0.5)[0] == 1 and active_units(vae, x, threshold=0.0)[0] == 3
