@@ -20,6 +20,7 @@ PLANTS = [
  ("derivations/08-iwae.md", r"\;\le\; \log \mathbb E", r"\;\ge\; \log \mathbb E", "08 IWAE bound: <= -> >="),
  ("derivations/11-beta-warmup.md", r"= \mathcal L(x) + (1 - \beta)\,", r"= \mathcal L(x) + (\beta - 1)\,", "11 L_beta: L + (1-beta)KL -> L + (beta-1)KL"),
  ("derivations/10-gaussian-density.md", r"\log p'(x') = \log p(x) - D \log c", r"\log p'(x') = \log p(x) + D \log c", "10 rescaling: -D log c -> +D log c"),
+ ("derivations/12-convolution.md", r"(H_{\mathrm{in}} - 1)\, s - 2 p + k_h + o", r"(H_{\mathrm{in}} - 1)\, s + 2 p + k_h + o", "12 transposed conv size: -2p -> +2p"),
  ("derivations/11-beta-warmup.md", r"{\big(\beta s^2 + \lVert w_u\rVert^2\big)^2}", r"{\big(s^2 + \beta\lVert w_u\rVert^2\big)^2}", "11 A_u: (beta s^2 + |w|^2)^2 -> (s^2 + beta |w|^2)^2"),
 ]
 for path, old, new, what in PLANTS:
