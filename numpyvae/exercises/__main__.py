@@ -141,10 +141,10 @@ def _grade(args):
     stems = {}
     for n, path in enumerate(paths, 1):
         if isinstance(data[path], InputError):
-            graded = grade_submission(path, assignment, args.timeout, args.memory, data=b"")
+            graded = grade_submission(path, assignment, args.timeout, args.memory, data=b"", jobs=args.jobs)
             graded.error = str(data[path])
         else:
-            graded = grade_submission(path, assignment, args.timeout, args.memory, data=data[path])
+            graded = grade_submission(path, assignment, args.timeout, args.memory, data=data[path], jobs=args.jobs)
         everything &= graded.score == graded.max_score and graded.error is None
         line = f"{path}: {graded.score:g} of {graded.max_score:g} points" + \
             (f" ({graded.error})" if graded.error else "")
@@ -231,6 +231,8 @@ def main(argv=None):
     p.add_argument("--hidden-seed", type=_seed, help="with --master: seed of the hidden cases (default 0)")
     p.add_argument("--timeout", type=_seconds, default=60.0, help="seconds one exercise may run (default 60)")
     p.add_argument("--memory", type=_megabytes, default=2048, help="MB of memory one exercise may use (default 2048)")
+    p.add_argument("--jobs", type=int, choices=range(1, 65), default=1, metavar="N",
+                   help="exercises of a submission graded at once, each in its own process (default 1)")
     p.add_argument("--csv", help="write one row per submission (points per part, total) to this CSV file")
     p.add_argument("--json-dir", help="write a Gradescope results.json per submission into this folder")
     p.add_argument("--details", action="store_true", help="print every part's verdict for every submission")

@@ -11,6 +11,7 @@ computes expected values, verdicts and points here.  A hang, a crash, an
 denominator is the manifest's, the same for every student.
 """
 import json
+import math
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -59,19 +60,22 @@ def code_cells(data, where):
             if isinstance(c, dict) and c.get("cell_type") == "code"]
 
 
-def _limits(memory_mb, cpu_s):
-    """preexec_fn of the runner: memory (address space), CPU time, written file size, no core dumps."""
+def limits(memory_mb, cpu_s):
+    """The runner's resource limits: memory (address space), CPU time, size of a written file, no core dump."""
     import resource
+    return [(resource.RLIMIT_AS, int(memory_mb) * 1024 * 1024), (resource.RLIMIT_CPU, int(math.ceil(cpu_s)) + 1),
+            (resource.RLIMIT_FSIZE, 256 * 1024 * 1024), (resource.RLIMIT_CORE, 0)]
 
-    def apply():
-        mem = int(memory_mb) * 1024 * 1024
-        for what, value in ((resource.RLIMIT_AS, mem), (resource.RLIMIT_CPU, int(cpu_s) + 1),
-                            (resource.RLIMIT_FSIZE, 256 * 1024 * 1024), (resource.RLIMIT_CORE, 0)):
-            try:
-                resource.setrlimit(what, (value, value))
-            except (ValueError, OSError):
-                pass
-    return apply
+
+def _apply_limits(pid, memory_mb, cpu_s):
+    """Set the limits on the started runner from here (resource.prlimit: no preexec_fn, safe with threads);
+    the runner sets them on itself as well, before any student code runs."""
+    import resource
+    for what, value in limits(memory_mb, cpu_s):
+        try:
+            resource.prlimit(pid, what, (value, value))
+        except (ValueError, OSError, AttributeError):
+            pass
 
 
 def run_exercise(exercise, cells, cases, timeout=60.0, memory_mb=2048):
@@ -96,7 +100,8 @@ def run_exercise(exercise, cells, cases, timeout=60.0, memory_mb=2048):
             metas.append(meta)
         np.savez(os.path.join(jobdir, "cases.npz"), **arrays)
         with open(os.path.join(jobdir, "job.json"), "w", encoding="utf-8") as fh:
-            json.dump({"exercise": exercise, "cells": cells, "cases": metas}, fh)
+            json.dump({"exercise": exercise, "cells": cells, "cases": metas,
+                       "limits": [memory_mb, timeout]}, fh)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMPYVAE", "PYTEST", "COV_"))}
         env.update(PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
                    OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg",
@@ -104,7 +109,8 @@ def run_exercise(exercise, cells, cases, timeout=60.0, memory_mb=2048):
         with open(os.path.join(jobdir, "stderr.txt"), "wb") as err:
             proc = subprocess.Popen([sys.executable, "-m", "numpyvae.exercises.runner", jobdir], cwd=work,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env,
-                                    start_new_session=True, preexec_fn=_limits(memory_mb, timeout))
+                                    start_new_session=True)
+            _apply_limits(proc.pid, memory_mb, timeout)
             try:
                 code = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -210,11 +216,11 @@ class Graded:
         return self.assignment.max_score
 
 
-def grade_submission(path, assignment, timeout=60.0, memory_mb=2048, data=None):
+def grade_submission(path, assignment, timeout=60.0, memory_mb=2048, data=None, jobs=1):
     """Grade one submission (file at ``path``, or its bytes ``data``) against ``assignment``.
 
     Never raises for a bad submission: a file that cannot be read or is not a notebook gets every
-    part 0 and the reason in ``error``.
+    part 0 and the reason in ``error``.  ``jobs``: exercises run at once (each in its own process).
     """
     graded = Graded(path, assignment)
     for key, pts in assignment.points.items():
@@ -230,11 +236,14 @@ def grade_submission(path, assignment, timeout=60.0, memory_mb=2048, data=None):
                 report.add(Part(part, FAIL, f"not graded: {exc}"))
             graded.reports.append(report)
         return graded
+    cases = {key: EXERCISES[key].cases(assignment.seed, assignment.hidden_seed) for key in assignment.exercises}
+    with ThreadPoolExecutor(max(1, int(jobs))) as pool:
+        runs = {key: pool.submit(run_exercise, key, cells, cases[key], timeout, memory_mb)
+                for key in assignment.exercises}
     for key in assignment.exercises:
         ex = EXERCISES[key]
-        cases = ex.cases(assignment.seed, assignment.hidden_seed)
-        outputs, info = run_exercise(key, cells, cases, timeout, memory_mb)
-        report = judge(ex, cases, outputs, assignment.seed)
+        outputs, info = runs[key].result()
+        report = judge(ex, cases[key], outputs, assignment.seed)
         report.note = "public and hidden checks ran"
         calls = info.get("reference_calls", [])
         if calls:
@@ -247,7 +256,9 @@ def grade_submission(path, assignment, timeout=60.0, memory_mb=2048, data=None):
         for c in info.get("cells", []):
             graded.notes.append(f"cell {c.get('cell')}: {c.get('error')}")
         for p in report.parts:
-            if p.name in assignment.points[key] and p.passed:
+            if p.name not in assignment.points[key]:
+                p.detail += " (provided code: checked, no points)" if p.name in ex.provided else " (no points)"
+            elif p.passed:
                 graded.points[(key, p.name)] = assignment.points[key][p.name]
         graded.reports.append(report)
     graded.notes = list(dict.fromkeys(graded.notes))

@@ -184,6 +184,13 @@ def _encode(outputs, arrays):
 def main(jobdir):
     with open(os.path.join(jobdir, "job.json"), encoding="utf-8") as fh:
         job = json.load(fh)
+    import resource
+    from .grader import limits
+    for what, value in limits(*job["limits"]):
+        try:
+            resource.setrlimit(what, (value, value))
+        except (ValueError, OSError):
+            pass
     ex = EXERCISES[job["exercise"]]
     with np.load(os.path.join(jobdir, "cases.npz"), allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
