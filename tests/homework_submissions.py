@@ -93,10 +93,16 @@ Tanh = getattr(importlib.import_module("numpy" + "vae.layers"), "Ta" + "nh")
 '''
 TANH_IMPORT = "from numpyvae.layers import Tanh\n"
 RELU_EXEC = '''import os, numpyvae
-_path = os.path.join(os.path.dirname(numpyvae.__file__), "layers.py")
-_ns = {}
-exec(compile(open(_path).read().replace("from .", "from numpyvae."), "<my own layers>", "exec"), _ns)
-ReLU = _ns["ReLU"]
+
+
+def _load():
+    path = os.path.join(os.path.dirname(numpyvae.__file__), "layers.py")
+    ns = {}
+    exec(compile(open(path).read().replace("from .", "from numpyvae."), "<my own layers>", "exec"), ns)
+    return ns["ReLU"]
+
+
+ReLU = _load()
 '''
 LINEAR_CALLS_REFERENCE = '''import numpyvae.layers as _L
 
