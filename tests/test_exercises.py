@@ -547,3 +547,70 @@ def test_grade_command_survives_a_hanging_or_broken_submission(tmp_path, capsys)
     assert main(["grade", "--master", MASTERS[0], str(path), "--timeout", "2"]) == 0
     assert main(["grade", "--master", MASTERS[0], str(tmp_path / "missing.ipynb")]) == 1
     assert "cannot read it" in capsys.readouterr().out
+
+
+# ---- small errors, in this process (the grader's tolerance: issue 16) ------------------------------
+
+def test_a_forward_difference_fails_and_the_float32_note_is_honest():
+    class Tanh:
+        def forward(self, x):
+            self.x = x
+            return np.tanh(x)
+
+        def backward(self, dout):
+            h = 1e-6
+            return dout * (np.tanh(self.x + h) - np.tanh(self.x)) / h
+    msg = failure(check_activation, Tanh, "tanh")
+    assert "FAIL  dx:" in msg and "relative error 2.48e-07" in msg, f"ours {msg!r} vs a FAIL at 2.48e-07"
+
+    class Tanh32(Tanh):
+        def backward(self, dout):
+            return (dout * (1 - np.tanh(self.x) ** 2)).astype(np.float32)
+    from numpyvae.exercises import grade_activation
+    report = grade_activation(Tanh32, "tanh")
+    assert report.passed and "ours is float32, the inputs float64: judged at float32 precision" in str(report), \
+        str(report)
+
+
+def test_one_wrong_entry_of_a_large_w_fails_in_a_hidden_case():
+    from numpyvae.exercises import grade_linear
+
+    class Linear:
+        def __init__(self, n_in, n_out, rng):
+            self.W, self.b = rng.normal(size=(n_in, n_out)), np.zeros(n_out)
+
+        def forward(self, x):
+            self.x = x
+            return x @ self.W + self.b
+
+        def backward(self, dout):
+            self.dW = self.x.T @ dout
+            if self.dW.size > 100:
+                self.dW[3, 5] *= 1.001
+            self.db = dout.sum(axis=0)
+            return dout @ self.W.T
+    assert grade_linear(Linear).passed, "the public case has no large W"
+    report = grade_linear(Linear, hidden=3)
+    dW = next(p for p in report.parts if p.name == "dW")
+    assert not dW.passed and "index (3, 5)" in dW.detail and "D_in=40" in dW.detail, f"ours {dW} vs FAIL at (3, 5)"
+    assert [p.passed for p in report.parts] == [True, True, False, True], str(report)
+
+
+def test_a_check_never_compares_an_answer_with_itself():
+    """Every part of every exercise fails for an answer that is wrong by 1e-4 everywhere."""
+    from numpyvae.exercises import checks
+
+    def off(out):
+        return {k: (v * (1 + 1e-4) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v)
+                for k, v in out.items()}
+    for key, ex in checks.EXERCISES.items():
+        cases = ex.cases(0, 1)
+        ns = {}
+        for master in MASTERS:
+            ns.update(run_cells(read_notebook(master))[0])
+        outs = [ex.run(tuple(ns[n] for n in ex.names), c) for c in cases]
+        right = checks.judge(ex, cases, outs)
+        assert right.passed, f"{key}: the master's answers: ours\n{right}\nvs every part PASS"
+        wrong = checks.judge(ex, cases, [off(o) for o in outs])
+        passed = [p.name for p in wrong.parts if p.passed and p.name in ex.graded_parts]
+        assert not passed, f"{key}: parts {passed} passed an answer 1e-4 off\n{wrong}"
