@@ -614,3 +614,47 @@ def test_a_check_never_compares_an_answer_with_itself():
         wrong = checks.judge(ex, cases, [off(o) for o in outs])
         passed = [p.name for p in wrong.parts if p.passed and p.name in ex.graded_parts]
         assert not passed, f"{key}: parts {passed} passed an answer 1e-4 off\n{wrong}"
+
+
+# ---- the hints name the right cause, and only then (mutation survivors of diagnose.py) -----------
+
+def test_ratio_hints_name_the_factor_and_the_sign():
+    from numpyvae.exercises.diagnose import _ratio_hint
+    B = {"B": (4, "the batch")}
+    cases = [(-4.0, B, "the sign is flipped and summed over the batch"), (-0.25, B, "= -expected / B (B = 4)"),
+             (0.25, B, "= expected / B (B = 4): averaged over the batch"), (0.5, {}, "an extra factor 1/2"),
+             (-1.0, {}, "the sign is flipped"), (2.0, {}, "a factor 1/2 is missing"), (3.0, {}, "one constant factor")]
+    for c, factors, sentence in cases:
+        ours = _ratio_hint(c, factors)
+        assert sentence in ours, f"c = {c}: ours {ours!r} vs expected a sentence with {sentence!r}"
+    for c, factors in ((1 + 5e-7, {"B": (1, "the batch")}), (0.5, {"B": (1, "the batch")}), (-0.5, {})):
+        ours = _ratio_hint(c, factors)
+        assert "batch" not in ours and (c != -0.5 or "the sign is flipped and an extra factor 1/2" in ours), \
+            f"c = {c}, {factors}: ours {ours!r}"
+
+
+def test_hints_stay_silent_where_they_would_be_wrong():
+    from numpyvae.exercises.diagnose import _close, compare, hint, shape_hint
+    assert _close(np.zeros(3), np.zeros(3)), "two zero arrays are close"
+    assert "does not read x" not in hint(np.full(3, 1e-12), np.zeros(3)), "a tiny ours is no sign f ignores x"
+    rng = np.random.default_rng(0)
+    expected = rng.normal(size=(4, 5))
+    mask = np.zeros((4, 5), dtype=bool)
+    mask[:2] = True
+    tiny = expected * (1 + 5e-7)                                    # fails 1e-7, but under CLOSE everywhere
+    assert "only the entries" not in hint(tiny, expected, where={"where m": mask}), hint(tiny, expected)
+    everywhere = expected + rng.normal(size=(4, 5))
+    assert "only the entries" not in hint(everywhere, expected, where={"where m": mask})
+    inside = expected.copy()
+    inside[0] += 1.0
+    assert "only the entries where m are wrong (5 of 20)" in hint(inside, expected, where={"where m": mask})
+    assert "extra leading axis" in shape_hint(np.zeros((3, 4, 5)), np.zeros((4, 5)))
+    assert "extra last axis" in shape_hint(np.zeros((4, 5, 2)), np.zeros((4, 5)))
+    for ours, exp in ((np.zeros((4, 5)), np.zeros((3, 4, 5))), (np.zeros((2, 5)), np.zeros(3)),
+                      (np.zeros(()), np.zeros(1)), (np.zeros((4, 6, 5)), np.zeros((4, 5)))):
+        assert shape_hint(ours, exp) == "", f"ours shape {ours.shape} vs {exp.shape}: {shape_hint(ours, exp)!r}"
+    assert "single number" in shape_hint(np.zeros(()), np.zeros(3))
+    part = compare("gradient", expected * 1.5, expected, own=expected * 2)
+    assert part.detail.startswith("relative error") and "your own forward" not in part.hint, part
+    part = compare("gradient", expected * 1.5, expected, own=expected * 1.5)
+    assert "your own forward" in part.hint, part
