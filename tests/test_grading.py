@@ -106,15 +106,15 @@ def test_reference_imported_or_called_gets_zero_with_a_reason(tmp_path):
     g = graded(tmp_path, nb)
     assert_points(g, {"tanh": 0, "linear": 0, "bernoulli": 0, "relu": 2}, total=2)
     text = show(g)
-    assert "called the package's own implementation (numpyvae/layers.py: Tanh.forward" in text, text
-    assert "numpyvae/distributions.py: bernoulli_log_prob" in text and "Linear.backward" in text, text
+    assert "called the package's own implementation (numpyvae/layers.py: Tanh.call" in text, text
+    assert "numpyvae/distributions.py: bernoulli_log_prob" in text and "Linear.call_backward" in text, text
 
 
 def test_reference_reached_through_importlib_strings_and_exec_of_its_source(tmp_path):
     nb = hs.replace_cell(hs.replace_cell(R1, "class Tanh", hs.TANH_IMPORTLIB), "class ReLU", hs.RELU_EXEC)
     g = graded(tmp_path, nb)
     assert_points(g, {"tanh": 0, "relu": 0, "linear": 3, "bernoulli": 3}, total=6)
-    assert "numpyvae/layers.py: ReLU.forward" in show(g) and "imported: numpyvae.layers" in show(g), show(g)
+    assert "numpyvae/layers.py: ReLU.call" in show(g) and "imported: numpyvae.layers" in show(g), show(g)
 
 
 def test_vae_and_kl_references_are_detected(tmp_path):
@@ -122,6 +122,14 @@ def test_vae_and_kl_references_are_detected(tmp_path):
     g = graded(tmp_path, nb, A2)
     assert_points(g, {"vae": 0, "kl": 0, "reparameterize": 3, "fixed_gaussian": 2, "kl_diag": 4}, total=9)
     assert "VAE.loss_and_grads" in show(g) and "kl_std_normal_grads" in show(g), show(g)
+
+
+def test_every_forbidden_function_exists():
+    """A rename in the package must not silently open a way to the answer key."""
+    from numpyvae.exercises.runner import forbidden_code
+    for key, ex in checks.EXERCISES.items():
+        for entry in ex.forbidden:
+            assert forbidden_code([entry]), f"{key}: forbidden {entry} names no function of the package"
 
 
 def test_switching_the_call_trace_off_is_detected(tmp_path):

@@ -600,7 +600,8 @@ class Exercise:
     parts     : every part ``judge`` grades, in order
     provided  : the parts whose code the handout provides (checked, shown, never worth points)
     forbidden : (file in numpyvae/, function qualname) the submission may not call while graded
-                ("*" for every function of the file)
+                ("*" for every function of the file, "Class.*" for every method of a class);
+                each must name something (tests/test_grading.py checks)
     """
 
     key: str
@@ -621,8 +622,7 @@ class Exercise:
 def _activation(kind, cls):
     return Exercise(kind, f"activation {kind}", (cls,), ("forward", "dx"), activation_cases, activation_run,
                     activation_judge(kind),
-                    forbidden=tuple(("layers.py", f"{name}.{m}") for name in ACTIVATION_CLASSES[kind]
-                                    for m in ("forward", "backward")))
+                    forbidden=tuple(("layers.py", f"{name}.*") for name in ACTIVATION_CLASSES[kind]))
 
 
 ACTIVATION_CLASSES = {"tanh": ("Tanh",), "relu": ("ReLU", "LeakyReLU"), "sigmoid": ("Sigmoid",),
@@ -630,7 +630,7 @@ ACTIVATION_CLASSES = {"tanh": ("Tanh",), "relu": ("ReLU", "LeakyReLU"), "sigmoid
 
 EXERCISES = {e.key: e for e in [
     Exercise("linear", "Linear", ("Linear",), ("forward", "dx", "dW", "db"), linear_cases, linear_run, linear_judge,
-             provided=("forward",), forbidden=(("layers.py", "Linear.backward"),)),
+             provided=("forward",), forbidden=(("layers.py", "Linear.*"),)),
     _activation("tanh", "Tanh"),
     _activation("relu", "ReLU"),
     Exercise("bernoulli", "Bernoulli log-likelihood", ("bernoulli_log_prob", "bernoulli_log_prob_grad"),
@@ -638,16 +638,19 @@ EXERCISES = {e.key: e for e in [
              forbidden=(("distributions.py", "bernoulli_log_prob"), ("distributions.py", "bernoulli_log_prob_grad"))),
     Exercise("reparameterize", "reparameterization", ("reparameterize", "reparameterize_backward"),
              ("forward z", "dmu", "dlogvar"), reparameterize_cases, reparameterize_run, reparameterize_judge,
-             forbidden=(("distributions.py", "reparameterize"), ("distributions.py", "reparameterize_backward"))),
+             forbidden=(("distributions.py", "reparameterize"), ("distributions.py", "reparameterize_backward"),
+                        ("posterior.py", "DiagonalGaussian.sample"), ("posterior.py", "DiagonalGaussian.sample_backward"))),
     Exercise("kl", "KL to N(0, I)", ("kl_std_normal", "kl_std_normal_grads"), ("kl", "dmu", "dlogvar"),
              kl_cases, kl_run, kl_judge,
-             forbidden=(("distributions.py", "kl_std_normal"), ("distributions.py", "kl_std_normal_grads"))),
+             forbidden=(("distributions.py", "kl_std_normal"), ("distributions.py", "kl_std_normal_grads"),
+                        ("prior.py", "StandardNormal.kl"), ("prior.py", "StandardNormal.kl_grads"))),
     Exercise("vae", "VAE backward", ("vae_loss_and_grads",), VAE_PARTS, vae_cases, vae_run, vae_judge,
              provided=("loss",),
              forbidden=(("vae.py", "VAE.loss_and_grads"), ("vae.py", "VAE.dlog_px"), ("vae.py", "VAE.estimate"),
                         ("vae.py", "VAE.elbo"), ("estimators.py", "*"),
                         ("distributions.py", "bernoulli_log_prob_grad"), ("distributions.py", "kl_std_normal_grads"),
-                        ("distributions.py", "reparameterize_backward"))),
+                        ("distributions.py", "reparameterize_backward"),
+                        ("posterior.py", "DiagonalGaussian.sample_backward"), ("prior.py", "StandardNormal.kl_grads"))),
     Exercise("fixed_gaussian", "Gaussian decoder, fixed variance",
              ("fixed_gaussian_log_prob", "fixed_gaussian_log_prob_grad"), ("log_prob", "gradient"),
              fixed_gaussian_cases, fixed_gaussian_run, fixed_gaussian_judge,

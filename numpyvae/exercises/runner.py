@@ -102,7 +102,8 @@ def forbidden_code(forbidden):
             module = compile(fh.read(), path, "exec")
         for code in _code_objects(module):
             name = getattr(code, "co_qualname", code.co_name)
-            if code is not module and (qualname == "*" or name == qualname):
+            if code is not module and (qualname == "*" or name == qualname
+                                       or (qualname.endswith(".*") and name.startswith(qualname[:-1]))):
                 found[_fingerprint(code)] = f"numpyvae/{filename}: {name}"
     return found
 
