@@ -658,3 +658,40 @@ def test_hints_stay_silent_where_they_would_be_wrong():
     assert part.detail.startswith("relative error") and "your own forward" not in part.hint, part
     part = compare("gradient", expected * 1.5, expected, own=expected * 1.5)
     assert "your own forward" in part.hint, part
+
+
+def test_tolerances_and_messages_of_compare():
+    from numpyvae.exercises.diagnose import TOL32, _ratio_hint, compare, hint, inputs_float32, shape_hint
+    rng = np.random.default_rng(1)
+    expected = rng.normal(size=(4, 5))
+    off = (expected * (1 + 1e-3)).astype(np.float32)                 # float32, but 1e-3 off: a wrong answer
+    assert not compare("dx", off, expected).passed, "a float32 answer 1e-3 off passed"
+    assert TOL32 == 1e-5
+    near = expected.astype(np.float32)                                 # float32 rounding only: right
+    assert compare("dx", near, expected).passed
+    x32 = rng.normal(size=(4, 5)).astype(np.float32)
+    w32 = rng.normal(size=(4, 5)).astype(np.float32)
+    exact = x32.astype(np.float64) * w32.astype(np.float64) + np.float64(1e-3) * x32.astype(np.float64) ** 2
+    in32 = (x32 * w32 + np.float32(1e-3) * x32 ** 2).astype(np.float64)   # computed in float32, then upcast
+    with inputs_float32(True):
+        assert compare("dx", in32, exact).passed, "float32 inputs: a float32 computation returned as float64 failed"
+    bad = expected.copy()
+    bad[1, 2] = np.nan
+    bad[3, 4] = np.inf
+    assert "not finite at index (1, 2)" in compare("dx", bad, expected).detail
+    assert "averaged" not in _ratio_hint(0.3, {"B": (4, "the batch")})
+    assert "summed over the batch" not in _ratio_hint(5.0, {"B": (4, "the batch")})
+    assert _ratio_hint(1 + 5e-7, {}) == "", _ratio_hint(1 + 5e-7, {})
+    assert "does not read x" in hint(np.full(3, 100.0), np.full(3, 1e-10))
+    small = 0.1 * rng.normal(size=(4, 5))
+    wrong = small + 1e-3
+    wrong[0] += 0.5
+    mask = np.zeros((4, 5), dtype=bool)
+    mask[0] = True
+    assert "only the entries" not in hint(wrong, small, where={"in row 0": mask}), hint(wrong, small, where={"in row 0": mask})
+    inside = small.copy()
+    inside[0] += 0.5
+    assert hint(inside, small, where={"in row 0": (mask, "check row 0")}).endswith(": check row 0."), \
+        hint(inside, small, where={"in row 0": (mask, "check row 0")})
+    assert shape_hint(np.zeros((2, 3, 4)), np.zeros((4, 3, 2))) == ""
+    assert shape_hint(np.zeros(()), np.zeros((0,))) == ""
