@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import time
 import tomllib

@@ -25,7 +25,6 @@ import numpy as np
 
 from ..errors import InputError
 from .checks import EXERCISES, Failed, judge
-from .manifest import Assignment
 from .report import FAIL, Part, Report
 
 MAX_NOTEBOOK_BYTES = 20_000_000

@@ -130,11 +130,15 @@ def make_student(master, out):
     try:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".student-", suffix=".ipynb", dir=folder)
+    except OSError as exc:
+        raise InputError(f"out: cannot write {out}: {exc.strerror or exc}") from None
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(nb, fh, indent=1, ensure_ascii=False)
             fh.write("\n")
         os.replace(tmp, out)                  # atomic; replaces a link itself, never the file it points to
     except OSError as exc:
+        os.unlink(tmp)
         raise InputError(f"out: cannot write {out}: {exc.strerror or exc}") from None
     return total
 
