@@ -696,3 +696,106 @@ def test_tolerances_and_messages_of_compare():
     assert shape_hint(np.zeros((2, 3, 4)), np.zeros((4, 3, 2))) == ""
     assert shape_hint(np.zeros(()), np.zeros((0,))) == ""
     assert compare("db", np.zeros(3), np.zeros(3)).passed, "a right answer of all zeros failed"
+
+
+# ---- the cases: public as the handouts state, hidden ones of every kind (checks.py survivors) ------
+
+def test_public_and_hidden_cases_are_what_the_guide_says():
+    from numpyvae.exercises import checks
+    public = {"linear": {"x": (4, 5), "W": (5, 3)}, "tanh": {"x": (4, 5)}, "relu": {"x": (4, 5)},
+              "bernoulli": {"x": (4, 6)}, "reparameterize": {"mu": (4, 3)}, "kl": {"mu": (4, 3)},
+              "vae": {"x": (4, 6)}, "fixed_gaussian": {"x": (4, 6)}, "kl_diag": {"mu": (4, 3)}}
+    for key, ex in checks.EXERCISES.items():
+        cases = ex.cases(0, 7)
+        only = ex.cases(0)
+        assert len(only) == 1 and all(np.array_equal(only[0][k], cases[0][k]) for k in public[key]), \
+            f"{key}: the public case depends on the hidden seed"
+        for name, shape in public[key].items():
+            assert cases[0][name].shape == shape, f"{key}: public {name} ours {cases[0][name].shape} vs {shape}"
+        assert cases[0]["label"] == "the public case" and cases[0].get("dtype", "float64") == "float64"
+        hidden = cases[1:]
+        assert len(hidden) >= 3, f"{key}: {len(hidden)} hidden cases"
+        first = public[key].__iter__().__next__()
+        batch = [c[first].shape[0] for c in hidden]
+        assert 1 in batch, f"{key}: no hidden case of batch size 1 ({batch})"
+        assert all(c[first].shape != cases[0][first].shape for c in hidden), f"{key}: a hidden case has the public shape"
+        for k, c in enumerate(hidden, 1):
+            assert c["label"].startswith(f"hidden case {k} (") and ("float32" in c["label"]) == \
+                (c.get("dtype") == "float32"), f"{key}: label {c['label']!r} of dtype {c.get('dtype')}"
+        if key != "vae":
+            assert any(c.get("dtype") == "float32" for c in hidden), f"{key}: no float32 hidden case"
+    W = [c["W"].shape for c in checks.linear_cases(0, 7)]
+    assert any(a < b for a, b in W) and any(a * b >= 1000 for a, b in W), f"Linear hidden W shapes {W}"
+    assert sorted(c["x"].shape[0] for c in checks.vae_cases(0, 7))[-1] == 1000
+    seeds = {c["model_seed"] for c in checks.vae_cases(0, 7)}
+    assert len(seeds) == 4 and 0 in seeds and max(seeds) >= 2 ** 20, f"VAE weights: seeds {seeds}"
+    assert np.isfinite(checks.BIG_LOGITS).all() and np.abs(checks.BIG_LOGITS).max() >= 800
+
+
+def test_known_wrong_answers_get_their_hints():
+    from numpyvae.exercises import grade_activation, grade_fixed_gaussian, grade_kl
+
+    class Tanh:
+        def forward(self, x):
+            self.out = np.tanh(x)
+            return self.out
+
+        def backward(self, dout):
+            return dout * (1 - self.out)
+    assert "1 - out is not the derivative of tanh" in str(grade_activation(Tanh, "tanh"))
+
+    class ReLU:
+        def forward(self, x):
+            self.x = x
+            return np.maximum(x, 0)
+
+        def backward(self, dout):
+            return dout * (self.x < 0)
+    assert "the mask is x > 0" in str(grade_activation(ReLU, "relu"))
+
+    class ReLUdout(ReLU):
+        def backward(self, dout):
+            return dout
+    assert "relu's derivative is 0 where x < 0" in str(grade_activation(ReLUdout, "relu"))
+    grads = lambda mu, logvar: (mu, 0.5 * (np.exp(logvar) - 1))
+    for kl, sentence in ((lambda mu, lv: 0.5 * np.sum(mu ** 2 + np.exp(lv / 2) - 1 - lv, axis=-1),
+                          "exp(logvar / 2) is the standard deviation"),
+                         (lambda mu, lv: 0.5 * np.sum(mu ** 2 + np.exp(2 * lv) - 1 - lv, axis=-1),
+                          "(squared again)")):
+        assert sentence in str(grade_kl(kl, grads)), str(grade_kl(kl, grads))
+    lp = lambda x, m, s: -0.5 * np.sum(np.log(2 * np.pi * s) + (x - m) ** 2 / s ** 2, axis=-1)
+    report = grade_fixed_gaussian(lp, lambda x, m, s: (x - m) / s ** 2)
+    assert "s^2, not s" in str(report), str(report)
+
+
+def test_a_log_prob_raising_on_large_logits_is_a_sentence():
+    def log_prob(x, logits):
+        if np.abs(logits).max() > 100:
+            raise ValueError("too large")
+        return np.sum(x * logits - np.logaddexp(0, logits), axis=-1)
+    from numpyvae.exercises import grade_bernoulli
+    report = grade_bernoulli(log_prob, lambda x, l: x - 1 / (1 + np.exp(-l)))
+    verdicts = [(p.name, p.verdict) for p in report.parts]
+    assert verdicts == [("log_prob", "PASS"), ("log_prob, large |logits|", "FAIL"), ("gradient", "PASS")], verdicts
+    assert "raised ValueError: too large" in report.parts[1].detail, report.parts[1]
+
+
+def test_where_hints_name_the_positive_side_too():
+    from numpyvae.exercises import grade_activation, grade_bernoulli
+    from numpyvae import distributions as dist
+
+    class LeakyWrong:
+        def forward(self, x):
+            self.x = x
+            return np.tanh(x)
+
+        def backward(self, dout):
+            right = dout * (1 - np.tanh(self.x) ** 2)
+            return np.where(self.x > 0, 2 * right, right)
+    assert "only the entries where x > 0 are wrong" in str(grade_activation(LeakyWrong, "tanh"))
+
+    def grad(x, logits):
+        right = x - 1 / (1 + np.exp(-logits))
+        return np.where(logits > 0, right + 0.1, right)
+    report = str(grade_bernoulli(dist.bernoulli_log_prob, grad))
+    assert "only the entries where logits > 0 are wrong" in report, report
