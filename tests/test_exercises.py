@@ -696,6 +696,8 @@ def test_tolerances_and_messages_of_compare():
     assert shape_hint(np.zeros((2, 3, 4)), np.zeros((4, 3, 2))) == ""
     assert shape_hint(np.zeros(()), np.zeros((0,))) == ""
     assert compare("db", np.zeros(3), np.zeros(3)).passed, "a right answer of all zeros failed"
+    sym = expected[:4, :4] + expected[:4, :4].T
+    assert ".T" not in hint(sym * (1 + 5e-7), sym), "a symmetric answer off by 5e-7 is no missing .T"
 
 
 # ---- the cases: public as the handouts state, hidden ones of every kind (checks.py survivors) ------
