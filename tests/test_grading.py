@@ -167,6 +167,11 @@ def test_a_hang_or_exit_costs_one_exercise(tmp_path):
     assert_points(g, {"tanh": 0, "linear": 3, "relu": 2, "bernoulli": 3}, total=8)     # the other exercises count
     assert "did not finish within 3 s" in show(g), show(g)
     assert graded(tmp_path, hs.append(R1, hs.EXIT_CELL, at=4)).score == 10
+    reads = hs.replace_cell(R1, "class ReLU", hs.RELU_OUTPUT_MASK.replace("return dout * (self.out > 0)",
+                                                                          "input('y/n? ')\n        return dout"))
+    g = graded(tmp_path, reads, timeout=10)                          # stdin is closed: EOFError, not a hang
+    assert_points(g, {"relu": 1, "tanh": 2, "linear": 3, "bernoulli": 3}, total=9)
+    assert "EOFError" in show(g), show(g)
 
 
 def test_stdout_without_newline_and_a_4gb_cell(tmp_path):
