@@ -3,7 +3,7 @@ graded in one command (issue 16): CSV and Gradescope JSON written, every total r
 denominator for all.
 
 About a minute of two cores, so the README's `pytest` skips it; .ci/run's grading step runs it
-(NUMPYVAE_GRADING_BATCH=1).  tests/test_grading.py checks each kind on its own in the main run.
+(NUMPYVAE_GRADING_TOOLS=1).  tests/test_grading.py checks each kind on its own in the main run.
 """
 import csv
 import json
@@ -15,9 +15,9 @@ import homework_submissions as hs
 from numpyvae.exercises.__main__ import main
 
 pytestmark = pytest.mark.skipif(
-    os.environ.get("NUMPYVAE_GRADING_BATCH") != "1",
+    os.environ.get("NUMPYVAE_GRADING_TOOLS") != "1",
     reason="the 40-submission batch takes about a minute; .ci/run's grading step runs it "
-           "(set NUMPYVAE_GRADING_BATCH=1 to run it here)")
+           "(set NUMPYVAE_GRADING_TOOLS=1 to run it here)")
 
 
 def submissions():
