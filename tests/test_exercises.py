@@ -622,8 +622,9 @@ def test_ratio_hints_name_the_factor_and_the_sign():
     from numpyvae.exercises.diagnose import _ratio_hint
     B = {"B": (4, "the batch")}
     cases = [(-4.0, B, "the sign is flipped and summed over the batch"), (-0.25, B, "= -expected / B (B = 4)"),
-             (0.25, B, "= expected / B (B = 4): averaged over the batch"), (0.5, {}, "an extra factor 1/2"),
-             (-1.0, {}, "the sign is flipped"), (2.0, {}, "a factor 1/2 is missing"), (3.0, {}, "one constant factor")]
+             (0.25, B, "= expected / B (B = 4): averaged over the batch"), (0.5 + 1e-9, {}, "an extra factor 1/2"),
+             (-1.0, {}, "the sign is flipped"), (2.0 + 1e-9, {}, "a factor 1/2 is missing"),
+             (-4.0 - 1e-9, B, "summed over the batch"), (3.0, {}, "one constant factor")]
     for c, factors, sentence in cases:
         ours = _ratio_hint(c, factors)
         assert sentence in ours, f"c = {c}: ours {ours!r} vs expected a sentence with {sentence!r}"
