@@ -2,6 +2,7 @@
 
     pip install -e ".[test,mutation]"
     nice -n 10 python mutation/exercises.py            # writes mutation/EXERCISES.md
+    nice -n 10 python mutation/exercises.py --rerun    # the survivors again, after adding tests
     python mutation/exercises.py --report-only         # rewrite it from the sessions
 
 Reuses mutation/run.py's machinery (a scratch copy of the repository, cosmic-ray with the
@@ -44,7 +45,7 @@ def session_config(path, name, command, cfg):
                 f'[cosmic-ray.filters.operators-filter]\nexclude-operators = [{excludes}]\n')
 
 
-def run(name, cfg):
+def run(name, cfg, rerun=False):
     fraction, tests, more = MODULES[name]
     lane = os.path.join(WORK, f"lane-{name}")
     os.makedirs(lane, exist_ok=True)
@@ -55,14 +56,23 @@ def run(name, cfg):
     server = base.start_server(repo, sock)
     db = os.path.join(WORK, f"{name}.sqlite")
     info = {"module": name, "started": time.time(), "fraction": fraction}
+    info_path = os.path.join(WORK, f"{name}.json")
+    if rerun:
+        with open(info_path) as f:
+            info = dict(json.load(f), rerun_started=time.time())
     try:
-        if os.path.exists(db):
-            os.unlink(db)
         cfg1 = os.path.join(lane, f"{name}.toml")
         session_config(cfg1, name, base.test_command(sock, tests), cfg)
-        base.cr("cosmic-ray", "init", cfg1, db, cwd=repo)
-        base.cr("cr-filter-operators", db, cfg1, cwd=repo)
-        base.sample_pending(db, f"exercises/{name}", fraction)
+        if rerun:                     # only the survivors, against today's tests
+            again = base.survivors(db)
+            with sqlite3.connect(db) as c:
+                c.executemany("delete from work_results where job_id = ?", [(j,) for j in again])
+        else:
+            if os.path.exists(db):
+                os.unlink(db)
+            base.cr("cosmic-ray", "init", cfg1, db, cwd=repo)
+            base.cr("cr-filter-operators", db, cfg1, cwd=repo)
+            base.sample_pending(db, f"exercises/{name}", fraction)
         base.cr("cosmic-ray", "baseline", cfg1, cwd=repo)
         base.cr("cosmic-ray", "exec", cfg1, db, cwd=repo)
         info["pass1_survivors"] = pass1 = base.survivors(db)
@@ -75,8 +85,8 @@ def run(name, cfg):
     finally:
         server.terminate()
         server.wait()
-    info["finished"] = time.time()
-    with open(os.path.join(WORK, f"{name}.json"), "w") as f:
+    info["rerun_finished" if rerun else "finished"] = time.time()
+    with open(info_path, "w") as f:
         json.dump(info, f)
 
 
@@ -129,12 +139,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modules", nargs="*", default=list(MODULES))
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--rerun", action="store_true", help="run only the survivors again, against today's tests")
     args = ap.parse_args()
     if not args.report_only:
         os.makedirs(WORK, exist_ok=True)
         cfg = base.load_config()
         for name in args.modules:
-            run(name, cfg)
+            run(name, cfg, args.rerun)
     report()
 
 
