@@ -802,3 +802,17 @@ def test_where_hints_name_the_positive_side_too():
         return np.where(logits > 0, right + 0.1, right)
     report = str(grade_bernoulli(dist.bernoulli_log_prob, grad))
     assert "only the entries where logits > 0 are wrong" in report, report
+
+
+def test_a_raising_gradient_and_the_kl_sign_hint():
+    from numpyvae import distributions as dist
+    from numpyvae.exercises import grade_bernoulli, grade_kl
+
+    def grad(x, logits):
+        raise KeyError("oops")
+    report = grade_bernoulli(dist.bernoulli_log_prob, grad)
+    assert [p.verdict for p in report.parts] == ["PASS", "PASS", "FAIL"] and "raised KeyError" in report.parts[2].detail, \
+        str(report)
+    kl = lambda mu, lv: 0.5 * np.sum(mu ** 2 + np.exp(lv) - 1 + lv, axis=-1)
+    report = grade_kl(kl, lambda mu, lv: (mu, 0.5 * (np.exp(lv) - 1)))
+    assert "the -logvar term has the wrong sign" in report.parts[0].hint, str(report)
