@@ -349,7 +349,7 @@ def test_kl_mean_over_latents_and_not_summed():
 
 # ---- the whole VAE --------------------------------------------------------------------------
 
-def make_vae_backward(scale=True, kl=True, encoder=True, sign=1.0):
+def make_vae_backward(scale=True, kl=True, encoder=True, sign=1.0, kl_mu=True, kl_logvar=True):
     """The homework's vae_loss_and_grads with one planted slip."""
     def vae_loss_and_grads(model, x, eps):
         B, Z = eps.shape
@@ -360,8 +360,8 @@ def make_vae_backward(scale=True, kl=True, encoder=True, sign=1.0):
         loss = -np.mean(good_log_prob(x, logits) - kl_right(mu, logvar))
         s = 1.0 / B if scale else 1.0
         dz = model.decoder.backward(-sign * s * good_grad(x, logits))
-        dmu = dz + (s * mu if kl else 0)
-        dlogvar = dz * 0.5 * sigma * eps + (s * 0.5 * (np.exp(logvar) - 1) if kl else 0)
+        dmu = dz + (s * mu if kl and kl_mu else 0)
+        dlogvar = dz * 0.5 * sigma * eps + (s * 0.5 * (np.exp(logvar) - 1) if kl and kl_logvar else 0)
         if encoder:
             model.encoder.backward(np.concatenate([dmu, dlogvar], axis=1))
         return loss, model.grads()
@@ -377,6 +377,8 @@ def test_vae_right_chain_passes():
     (dict(kl=False), ["encoder.1.b", "encoder.0.W"], "is never added to dmu, dlogvar"),
     (dict(encoder=False), ["encoder.0.W", "encoder.1.b"], "this gradient is never written"),
     (dict(sign=-1.0), ["decoder.1.W", "decoder.0.b"], "this is the gradient of the ELBO"),
+    (dict(kl_mu=False), ["encoder.1.W", "encoder.1.b"], "only the entries in the mu columns (:Z) are wrong"),
+    (dict(kl_logvar=False), ["encoder.1.W", "encoder.1.b"], "only the entries in the logvar columns (Z:) are wrong"),
 ])
 def test_vae_slips(slip, parts, hint):
     msg = failure(check_vae_backward, make_vae_backward(**slip))
@@ -816,3 +818,14 @@ def test_a_raising_gradient_and_the_kl_sign_hint():
     kl = lambda mu, lv: 0.5 * np.sum(mu ** 2 + np.exp(lv) - 1 + lv, axis=-1)
     report = grade_kl(kl, lambda mu, lv: (mu, 0.5 * (np.exp(lv) - 1)))
     assert "the -logvar term has the wrong sign" in report.parts[0].hint, str(report)
+
+
+def test_reparameterization_hints_for_the_exponent_and_the_variance():
+    from numpyvae.exercises import grade_reparameterize
+    z = lambda mu, lv, eps: mu + np.exp(-lv / 2) * eps
+    back = lambda dz, mu, lv, eps: (dz, dz * 0.5 * np.exp(lv / 2) * eps)
+    assert "wrong sign in the exponent" in grade_reparameterize(z, back).parts[0].hint
+    right = lambda mu, lv, eps: mu + np.exp(lv / 2) * eps
+    var = lambda dz, mu, lv, eps: (dz, dz * np.exp(lv) * eps)
+    report = grade_reparameterize(right, var)
+    assert "d exp(logvar) eps / dlogvar" in report.parts[2].hint, str(report)
