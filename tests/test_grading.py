@@ -27,6 +27,14 @@ A1 = manifest.from_master(hs.HW1, hidden_seed=12345)
 A2 = manifest.from_master(hs.HW2, hidden_seed=12345)
 
 
+def part_of_hw1(*keys):
+    """An assignment of some of homework 1's exercises: the tests that watch one exercise grade two, not four."""
+    return manifest.Assignment("hw1-part", {k: A1.points[k] for k in keys}, A1.hidden_seed)
+
+
+TANH_RELU = part_of_hw1("tanh", "relu")
+
+
 def graded(tmp_path, nb, assignment=A1, name="submission.ipynb", timeout=20):
     path = tmp_path / name
     path.write_text(json.dumps(nb) if isinstance(nb, dict) else nb)
@@ -47,7 +55,7 @@ def assert_points(g, expected, total=None):
     assert ours == expected, f"ours {ours} vs expected {expected}\n{show(g)}"
     if total is not None:
         assert g.score == total, f"total: ours {g.score} vs expected {total}\n{show(g)}"
-    assert g.max_score == A1.max_score if g.assignment is A1 else A2.max_score
+    assert g.max_score == sum(sum(p.values()) for p in g.assignment.points.values())
 
 
 # ---- the assignment comes from the instructor -----------------------------------------------
@@ -140,7 +148,7 @@ class Tanh(_T):
         sys.setprofile(None)
         return super().forward(x)
 ''')
-    g = graded(tmp_path, nb)
+    g = graded(tmp_path, nb, part_of_hw1("tanh"))
     assert points(g, "tanh") == 0 and "switched off" in show(g), show(g)
 
 
@@ -153,12 +161,12 @@ def test_patching_the_grader_from_a_cell_changes_nothing(tmp_path):
 def test_a_forged_result_line_and_exit_changes_nothing(tmp_path):
     g = graded(tmp_path, hs.append(U1, hs.FORGE_RESULT))
     assert g.score == 0, show(g)
-    g = graded(tmp_path, hs.append(R1, hs.FORGE_RESULT))             # top-level calls are not run when graded
-    assert g.score == 10, show(g)
+    g = graded(tmp_path, hs.append(R1, hs.FORGE_RESULT), TANH_RELU)  # top-level calls are not run when graded
+    assert g.score == 4, show(g)
     exiting = hs.replace_cell(R1, "class Tanh", hs.src(next(c for c in R1["cells"] if hs.src(c).startswith("class Tanh")))
                               .replace("return dout * (1 - self.out ** 2)", "import os; os._exit(0)"))
-    g = graded(tmp_path, exiting)
-    assert_points(g, {"tanh": 0, "linear": 3, "relu": 2, "bernoulli": 3}, total=8)
+    g = graded(tmp_path, exiting, TANH_RELU)
+    assert_points(g, {"tanh": 0, "relu": 2}, total=2)
     assert "ended before returning its results" in show(g), show(g)
 
 
@@ -166,22 +174,22 @@ def test_a_hang_or_exit_costs_one_exercise(tmp_path):
     g = graded(tmp_path, hs.edit(R1, *hs.TANH_ENDLESS), timeout=3)
     assert_points(g, {"tanh": 0, "linear": 3, "relu": 2, "bernoulli": 3}, total=8)     # the other exercises count
     assert "did not finish within 3 s" in show(g), show(g)
-    assert graded(tmp_path, hs.append(R1, hs.EXIT_CELL, at=4)).score == 10
+    assert graded(tmp_path, hs.append(R1, hs.EXIT_CELL, at=4), TANH_RELU).score == 4
     reads = hs.replace_cell(R1, "class ReLU", hs.RELU_OUTPUT_MASK.replace("return dout * (self.out > 0)",
                                                                           "input('y/n? ')\n        return dout"))
-    g = graded(tmp_path, reads, timeout=10)                          # stdin is closed: EOFError, not a hang
-    assert_points(g, {"relu": 1, "tanh": 2, "linear": 3, "bernoulli": 3}, total=9)
+    g = graded(tmp_path, reads, TANH_RELU, timeout=10)               # stdin is closed: EOFError, not a hang
+    assert_points(g, {"relu": 1, "tanh": 2}, total=3)
     assert "EOFError" in show(g), show(g)
 
 
 def test_stdout_without_newline_and_a_4gb_cell(tmp_path):
-    assert graded(tmp_path, hs.append(R1, hs.STDOUT_NO_NEWLINE)).score == 10
-    g = graded(tmp_path, hs.append(R1, hs.ALLOCATE_4GB))
-    assert g.score == 10 and any("MemoryError" in n for n in g.notes), show(g)
+    assert graded(tmp_path, hs.append(R1, hs.STDOUT_NO_NEWLINE), TANH_RELU).score == 4
+    g = graded(tmp_path, hs.append(R1, hs.ALLOCATE_4GB), TANH_RELU)
+    assert g.score == 4 and any("MemoryError" in n for n in g.notes), show(g)
     hog = hs.replace_cell(R1, "class ReLU", hs.RELU_OUTPUT_MASK.replace(
         "return dout * (self.out > 0)", "_big = np.ones(4 * 1024 ** 3 // 8)\n        return dout * (self.out > 0)"))
-    g = graded(tmp_path, hog)
-    assert_points(g, {"relu": 1, "tanh": 2, "linear": 3, "bernoulli": 3}, total=9)
+    g = graded(tmp_path, hog, TANH_RELU)
+    assert_points(g, {"relu": 1, "tanh": 2}, total=3)
     assert "MemoryError" in show(g), show(g)
 
 
@@ -191,11 +199,12 @@ def test_a_submission_runs_in_its_own_empty_folder(tmp_path):
     (folder / "a-deleter.ipynb").write_text(json.dumps(hs.append(R1, hs.DELETE_OTHERS.replace("for _f", "_x = [os.remove(f) for f in glob.glob('*')]\nfor _f"))))
     for name in ("b.ipynb", "c.ipynb"):
         (folder / name).write_text(json.dumps(R1))
-    table = tmp_path / "grades.csv"
-    assert main(["grade", "--master", hs.HW1, str(folder), "--csv", str(table)]) == 0
+    table, tanh_only = tmp_path / "grades.csv", tmp_path / "tanh.json"
+    tanh_only.write_text(json.dumps({"assignment": "tanh", "exercises": {"tanh": ["forward", "dx"]}, "hidden_seed": 1}))
+    assert main(["grade", "--manifest", str(tanh_only), str(folder), "--csv", str(table)]) == 0
     assert sorted(os.listdir(folder)) == ["a-deleter.ipynb", "b.ipynb", "c.ipynb"]
     rows = list(csv.DictReader(open(table)))
-    assert [r["total"] for r in rows] == ["10", "10", "10"], rows
+    assert [r["total"] for r in rows] == ["2", "2", "2"], rows
 
 
 # ---- hidden checks -----------------------------------------------------------------------------
@@ -213,7 +222,7 @@ def test_an_answer_fitted_to_the_public_case_fails_the_hidden_ones(tmp_path, cap
     exec(fitted, namespace)
     checks.check_activation(namespace["Tanh"], "tanh")                  # the public check passes
     assert "all public checks passed; hidden checks run when graded" in capsys.readouterr().out
-    g = graded(tmp_path, hs.replace_cell(R1, "class Tanh", fitted))
+    g = graded(tmp_path, hs.replace_cell(R1, "class Tanh", fitted), part_of_hw1("tanh"))
     assert points(g, "tanh") == 1 and "hidden case" in show(g), show(g)
 
 
@@ -227,10 +236,10 @@ def test_hidden_cases_come_from_the_manifest_seed():
 # ---- small errors, ReLU, float32 ------------------------------------------------------------------
 
 def test_small_wrong_answers_fail(tmp_path):
-    g = graded(tmp_path, hs.replace_cell(R1, "class Tanh", hs.TANH_FORWARD_DIFFERENCE))
-    assert_points(g, {"tanh": 1}, total=9)
-    g = graded(tmp_path, hs.replace_cell(R1, "class Linear", hs.LINEAR_ONE_WRONG_ENTRY))
-    assert_points(g, {"linear": 2}, total=9)
+    g = graded(tmp_path, hs.replace_cell(R1, "class Tanh", hs.TANH_FORWARD_DIFFERENCE), part_of_hw1("tanh"))
+    assert_points(g, {"tanh": 1}, total=1)
+    g = graded(tmp_path, hs.replace_cell(R1, "class Linear", hs.LINEAR_ONE_WRONG_ENTRY), part_of_hw1("linear"))
+    assert_points(g, {"linear": 2}, total=2)
     assert "index (3, 5)" in show(g) and "D_in=40" in show(g), show(g)
 
 
@@ -248,9 +257,9 @@ def test_one_over_b_minus_one_fails_at_b_1000():
 
 
 def test_relu_with_an_output_mask_passes_and_a_wrong_mask_fails(tmp_path):
-    g = graded(tmp_path, hs.replace_cell(R1, "class ReLU", hs.RELU_OUTPUT_MASK))
+    g = graded(tmp_path, hs.replace_cell(R1, "class ReLU", hs.RELU_OUTPUT_MASK), part_of_hw1("relu"))
     assert points(g, "relu") == 2, show(g)
-    g = graded(tmp_path, hs.replace_cell(R1, "class ReLU", hs.RELU_WRONG_MASK))
+    g = graded(tmp_path, hs.replace_cell(R1, "class ReLU", hs.RELU_WRONG_MASK), part_of_hw1("relu"))
     assert points(g, "relu") == 1, show(g)
 
 
