@@ -227,10 +227,12 @@ def load_params(model, arrays, path="<arrays>"):
 
 def _model_config(arrays, path):
     """The VAE's constructor arguments; options added since version 1 get their defaults."""
-    return {"gaussian_mean": "identity", **_json(arrays, "model_config", path)}
+    return {"gaussian_mean": "identity", "arch": "mlp", "image_shape": None, "encoder": None, "decoder": None,
+            **_json(arrays, "model_config", path)}
 
 
-MODEL_KEYS = ("x_dim", "hidden", "z_dim", "likelihood", "activation", "init", "dtype", "gaussian_mean")
+MODEL_KEYS = ("x_dim", "hidden", "z_dim", "likelihood", "activation", "init", "dtype", "gaussian_mean", "arch",
+              "image_shape", "encoder", "decoder")
 
 
 def check_model_config(config, path):

@@ -12,7 +12,9 @@ variable*.  The model then runs the chain rule: the decoder gets ``dlog_px``,
 the reparameterization gets the decoder's dz plus ``dz`` here, and the
 encoder gets that plus the direct ``dmu``, ``dlogvar``.  Adding an estimator
 touches this file only.  ``beta`` weights the prior/posterior terms
-(beta = 1 is the ELBO; beta < 1 is KL warm-up).
+(beta = 1 is the ELBO; beta < 1 is KL warm-up).  ``prior`` is the prior
+object (numpyvae/prior.py; default N(0, I)): its log-density, gradient and,
+for "analytic", its closed-form KL.
 
 Seed eq. (4*): ELBO = E_q[log p(x|z) + log p(z) - log q(z|x)]   -> "mc"
 Seed eq. (7*): ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z))       -> "analytic"
@@ -25,14 +27,13 @@ import numpy as np
 
 from . import distributions as dist
 from .errors import InputError
+from .prior import StandardNormal
 from .validate import as_float_array, check_float, exp_safe_logvar
 
 # The formulas without argument checks: an estimator's inputs were checked once, at its entry.
 gaussian_log_prob = dist.gaussian_log_prob.kernel
 gaussian_log_prob_grads = dist.gaussian_log_prob_grads.kernel
-kl_std_normal = dist.kl_std_normal.kernel
-kl_std_normal_grads = dist.kl_std_normal_grads.kernel
-std_normal_log_prob = dist.std_normal_log_prob.kernel
+STANDARD_NORMAL = StandardNormal()
 
 
 @dataclass
@@ -67,7 +68,7 @@ def checks_inputs(kernel):
     calls that one, having built these arrays from inputs it had checked.
     """
     @functools.wraps(kernel)
-    def public(log_px, z, mu, logvar, beta=1.0):
+    def public(log_px, z, mu, logvar, beta=1.0, prior=None):
         log_px, z, mu, logvar = (as_float_array(n, a) for n, a in
                                  (("log_px", log_px), ("z", z), ("mu", mu), ("logvar", logvar)))
         if (log_px.ndim != 2 or z.ndim != 3 or z.shape[:2] != log_px.shape
@@ -79,7 +80,7 @@ def checks_inputs(kernel):
         exp_safe_logvar("logvar", logvar)
         beta = check_float("beta", beta, lo=0.0, hi=1e6)
         with np.errstate(over="ignore", invalid="ignore"):
-            est = kernel(log_px, z, mu, logvar, beta)
+            est = kernel(log_px, z, mu, logvar, beta, prior)
         if not np.all(np.isfinite(est.elbo)):
             raise InputError(f"log_px, z, mu, logvar: values so extreme that the {kernel.__name__} objective "
                              f"overflowed (got {est.elbo[~np.isfinite(est.elbo)][0]}); expected moderate values")
@@ -89,33 +90,38 @@ def checks_inputs(kernel):
     return public
 
 
-def log_weights(log_px, z, mu, logvar, beta=1.0):
+def log_weights(log_px, z, mu, logvar, beta=1.0, prior=None):
     """f_k = log p(x|z_k) + beta [log p(z_k) - log q(z_k|x)], shape (K, B).  Seed eq. (4*)."""
-    return log_px + beta * (std_normal_log_prob(z) - gaussian_log_prob(z, mu, logvar))
+    prior = prior or STANDARD_NORMAL
+    return log_px + beta * (prior.log_prob(z) - gaussian_log_prob(z, mu, logvar))
 
 
-def _sampled_kl(z, mu, logvar):
+def _sampled_kl(z, mu, logvar, prior):
     """mean_k [log q(z_k|x) - log p(z_k)], the Monte Carlo estimate of the KL term; (B,)."""
-    return (gaussian_log_prob(z, mu, logvar) - std_normal_log_prob(z)).mean(axis=0)
+    return (gaussian_log_prob(z, mu, logvar) - prior.log_prob(z)).mean(axis=0)
 
 
-def _log_ratio_grads(z, mu, logvar):
+def _log_ratio_grads(z, mu, logvar, prior):
     """Partials of g(z, mu, logvar) = log p(z) - log q(z; mu, logvar).
 
-    d g / d z      = -z + (z - mu) exp(-logvar)
+    d g / d z      = d log p(z)/dz + (z - mu) exp(-logvar)     (-z + ... for N(0, I))
     d g / d mu     = -(z - mu) exp(-logvar)
     d g / d logvar = 1/2 - 1/2 (z - mu)^2 exp(-logvar)
     """
     dq_dmu, dq_dlogvar = gaussian_log_prob_grads(z, mu, logvar)
-    return dq_dmu - z, -dq_dmu, -dq_dlogvar
+    return prior.log_prob_grad(z) + dq_dmu, -dq_dmu, -dq_dlogvar
 
 
 @checks_inputs
-def analytic(log_px, z, mu, logvar, beta=1.0):
-    """Estimator B of Kingma & Welling: mean_k log p(x|z_k) - beta KL(q || N(0, I)).  Eq. (7*)."""
+def analytic(log_px, z, mu, logvar, beta=1.0, prior=None):
+    """Estimator B of Kingma & Welling: mean_k log p(x|z_k) - beta KL(q || p(z)).  Eq. (7*)."""
+    prior = prior or STANDARD_NORMAL
+    if not prior.has_closed_form_kl:
+        raise InputError(f"estimator: 'analytic' needs a closed-form KL, which the prior "
+                         f"{type(prior).__name__} does not have; use 'mc' or 'iwae'")
     K = log_px.shape[0]
-    kl = kl_std_normal(mu, logvar)
-    dkl_dmu, dkl_dlogvar = kl_std_normal_grads(mu, logvar)
+    kl = prior.kl(mu, logvar)
+    dkl_dmu, dkl_dlogvar = prior.kl_grads(mu, logvar)
     recon = log_px.mean(axis=0)
     return Estimate(elbo=recon - beta * kl,
                     dlog_px=np.full_like(log_px, 1.0 / K),
@@ -123,29 +129,30 @@ def analytic(log_px, z, mu, logvar, beta=1.0):
 
 
 @checks_inputs
-def mc(log_px, z, mu, logvar, beta=1.0):
+def mc(log_px, z, mu, logvar, beta=1.0, prior=None):
     """Estimator A: mean_k f_k, everything sampled.  Eq. (4*).
 
     mu and logvar reach the objective twice: through z (the model's chain
     rule) and directly through log q (``dmu``, ``dlogvar`` here).
     """
+    prior = prior or STANDARD_NORMAL
     K = log_px.shape[0]
-    dg_dz, dg_dmu, dg_dlogvar = _log_ratio_grads(z, mu, logvar)
+    dg_dz, dg_dmu, dg_dlogvar = _log_ratio_grads(z, mu, logvar, prior)
     w = beta / K
-    return Estimate(elbo=log_weights(log_px, z, mu, logvar, beta).mean(axis=0),
+    return Estimate(elbo=log_weights(log_px, z, mu, logvar, beta, prior).mean(axis=0),
                     dlog_px=np.full_like(log_px, 1.0 / K),
                     dz=w * dg_dz, dmu=w * dg_dmu.sum(axis=0), dlogvar=w * dg_dlogvar.sum(axis=0),
-                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar))
+                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar, prior))
 
 
 @checks_inputs
-def stl(log_px, z, mu, logvar, beta=1.0):
+def stl(log_px, z, mu, logvar, beta=1.0, prior=None):
     """"Sticking the landing" (Roeder et al. 2017): the mc objective, path derivative only.
 
     The direct partials of log q with respect to mu, logvar (the score
     term, zero in expectation) are dropped; the gradient flows through z.
     """
-    est = mc.kernel(log_px, z, mu, logvar, beta)
+    est = mc.kernel(log_px, z, mu, logvar, beta, prior)
     est.dmu = np.zeros_like(mu)
     est.dlogvar = np.zeros_like(logvar)
     return est
@@ -160,26 +167,27 @@ def _logsumexp(a, axis=0):
 
 
 @checks_inputs
-def iwae(log_px, z, mu, logvar, beta=1.0):
+def iwae(log_px, z, mu, logvar, beta=1.0, prior=None):
     """Importance-weighted bound log (1/K) sum_k exp(f_k) (Burda et al. 2016).
 
     Its gradient is the mc gradient of each sample weighted by the
     normalised importance weight w_k = exp(f_k) / sum_j exp(f_j).
     derivations/08-iwae.md
     """
+    prior = prior or STANDARD_NORMAL
     K = log_px.shape[0]
-    f = log_weights(log_px, z, mu, logvar, beta)
+    f = log_weights(log_px, z, mu, logvar, beta, prior)
     elbo = _logsumexp(f, axis=0) - math.log(K)
     w = np.exp(f - _logsumexp(f, axis=0))            # (K, B), columns sum to 1
-    dg_dz, dg_dmu, dg_dlogvar = _log_ratio_grads(z, mu, logvar)
+    dg_dz, dg_dmu, dg_dlogvar = _log_ratio_grads(z, mu, logvar, prior)
     bw = beta * w[..., None]
     return Estimate(elbo=elbo, dlog_px=w, dz=bw * dg_dz,
                     dmu=(bw * dg_dmu).sum(axis=0), dlogvar=(bw * dg_dlogvar).sum(axis=0),
-                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar))
+                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar, prior))
 
 
 @checks_inputs
-def score(log_px, z, mu, logvar, beta=1.0):
+def score(log_px, z, mu, logvar, beta=1.0, prior=None):
     """Score-function (REINFORCE) gradient for the encoder -- for teaching only.
 
     The encoder's gradient is mean_k f_k * grad log q(z_k|x) with z_k held
@@ -188,13 +196,14 @@ def score(log_px, z, mu, logvar, beta=1.0):
     gradient (derivations/06-reparameterization.md measures it).  The
     decoder still gets mean_k grad log p(x|z_k).  ``elbo`` is the mc value.
     """
+    prior = prior or STANDARD_NORMAL
     K = log_px.shape[0]
-    f = log_weights(log_px, z, mu, logvar, beta)
+    f = log_weights(log_px, z, mu, logvar, beta, prior)
     dq_dmu, dq_dlogvar = gaussian_log_prob_grads(z, mu, logvar)   # grad of log q(z_k|x)
     fw = f[..., None] / K
     return Estimate(elbo=f.mean(axis=0), dlog_px=np.full_like(log_px, 1.0 / K), dz=None,
                     dmu=(fw * dq_dmu).sum(axis=0), dlogvar=(fw * dq_dlogvar).sum(axis=0),
-                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar), reparameterized=False)
+                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar, prior), reparameterized=False)
 
 
 ESTIMATORS = {"analytic": analytic, "mc": mc, "iwae": iwae, "stl": stl, "score": score}

@@ -165,7 +165,8 @@ class _LogWeights:
             n_pairs = (max_rows * model.z_dim + 1) // 2
             self.uniforms = np.empty(2 * n_pairs, dtype=np.float32)     # draw_eps's buffers
             self.normals = np.empty(2 * n_pairs, dtype=np.float32)
-        self.fused = model.likelihood == "bernoulli"
+        # the fused path below is written for an MLP decoder (Linear layers and activations)
+        self.fused = model.likelihood == "bernoulli" and model.decoder.is_dense()
         if self.fused:
             # every decoder Linear as one product: (H+1, H') weights, the bias as the
             # weight of an extra input fixed at 1, and each layer's input written into
@@ -268,7 +269,7 @@ def _activate(layer, h):
     elif isinstance(layer, ReLU):
         np.maximum(h, 0, out=h)
     else:
-        h[...] = layer.forward(h)
+        h[...] = layer.call(h)[0]
 
 
 def active_units(model, x, threshold=1e-2):

@@ -136,17 +136,19 @@ def layer_params(layer, x):
     """
     found, seen = [], set()
     params, grads = getattr(layer, "params", None), getattr(layer, "grads", None)
-    if isinstance(params, dict):
-        for key, arr in params.items():
-            if not isinstance(grads, dict) or key not in grads:
-                raise InputError(f"layer: parameter params[{key!r}] has no gradient grads[{key!r}]")
-            found.append((f"params[{key!r}]", arr, ("item", grads, key)))
-            seen.add(id(arr))
-    attrs = {n: v for n, v in vars(layer).items() if n not in ("params", "grads")}
+    attrs = {n: v for n, v in vars(layer).items() if n not in ("params", "grads", "cache")}
     for name, value in attrs.items():
         if isinstance(value, np.ndarray) and isinstance(attrs.get("d" + name), np.ndarray):
             found.append((name, value, ("attr", "d" + name)))
             seen.update((id(value), id(attrs["d" + name])))
+    if isinstance(params, dict):             # entries that are not already an attribute P with its dP
+        for key, arr in params.items():
+            if id(arr) in seen:
+                continue
+            if not isinstance(grads, dict) or key not in grads:
+                raise InputError(f"layer: parameter params[{key!r}] has no gradient grads[{key!r}]")
+            found.append((f"params[{key!r}]", arr, ("item", grads, key)))
+            seen.add(id(arr))
     out = layer.forward(x)
     candidates = []
     for name, value in attrs.items():
@@ -211,8 +213,8 @@ def surrogate_loss(model, x, eps, estimator, frozen, beta=1.0):
         return -float(np.mean(np.mean(log_px + frozen["f"] * log_q, axis=0)))
     mu, logvar, z, _, log_px, _ = model.forward(x, eps)
     if estimator == "stl":
-        return -float(np.mean(log_weights(log_px, z, frozen["mu"], frozen["logvar"], beta).mean(axis=0)))
-    return -float(np.mean(ESTIMATORS[estimator](log_px, z, mu, logvar, beta).elbo))
+        return -float(np.mean(log_weights(log_px, z, frozen["mu"], frozen["logvar"], beta, model.prior).mean(axis=0)))
+    return -float(np.mean(ESTIMATORS[estimator](log_px, z, mu, logvar, beta, prior=model.prior).elbo))
 
 
 def freeze(model, x, eps, beta=1.0):
@@ -220,7 +222,7 @@ def freeze(model, x, eps, beta=1.0):
     x = model.check_x(x)
     mu, logvar, z, _, log_px, _ = model.forward(x, eps[None] if eps.ndim == 2 else eps)
     return {"mu": mu.copy(), "logvar": logvar.copy(), "z": z.copy(),
-            "f": log_weights(log_px, z, mu, logvar, beta)}
+            "f": log_weights(log_px, z, mu, logvar, beta, model.prior)}
 
 
 def check_model(model, x, eps, estimator="analytic", beta=1.0, h=None):

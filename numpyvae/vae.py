@@ -1,37 +1,44 @@
-"""The VAE: encoder -> reparameterization -> decoder, and its backward pass.
+"""The VAE: encoder -> posterior -> reparameterization -> decoder, and its backward pass.
 
-    x (B, D) --encoder MLP--> [mu | logvar] (B, 2Z)
+    x (B, D) --encoder network--> h (B, 2Z) --posterior--> mu, logvar (B, Z)
     eps (K, B, Z) ~ N(0, I);   z = mu + exp(logvar / 2) * eps      (K, B, Z)
-    z --decoder MLP--> logits (K*B, D)           (Bernoulli)
-                    or [mean | logvar_x] (K*B, 2D)  (Gaussian)
-    estimator(log p(x|z), z, mu, logvar) -> per-example ELBO and its partials
+    z --decoder network--> logits (K*B, D)           (Bernoulli)
+                        or [mean | logvar_x] (K*B, 2D)  (Gaussian)
+    estimator(log p(x|z), z, mu, logvar, prior) -> per-example ELBO and its partials
 
-``loss_and_grads`` then runs the chain rule backwards in the same order.
+The encoder and decoder are ``Network`` objects built from specifications
+(numpyvae/network.py): an MLP, a convolutional network, or any mix.  The
+posterior q(z|x) and the prior p(z) are objects (numpyvae/posterior.py,
+numpyvae/prior.py) wired in like the estimator.  ``loss_and_grads`` runs the
+chain rule backwards in the same order.  Nothing of a call is kept on the
+model except ``last_estimate``: the caches travel with the call.
 """
+import json
 import math
 from collections import OrderedDict
 
 import numpy as np
 
 from . import distributions as dist
+from .architectures import ARCHITECTURES
 from .errors import InputError
 from .estimators import ESTIMATORS
 from .layers import ACTIVATIONS, INITS, sigmoid
-from .mlp import MLP
+from .network import Network, plan
+from .posterior import LOGVAR_LIMIT, DiagonalGaussian, clip_logvar as _clip_logvar
+from .prior import StandardNormal
 from .validate import as_float_array, check_choice, check_dtype, check_float, check_positive_int, check_rng
 
 # The formulas without argument checks: the VAE checks x and eps once, at its public methods.
 bernoulli_log_prob, bernoulli_log_prob_grad = dist.bernoulli_log_prob.kernel, dist.bernoulli_log_prob_grad.kernel
 gaussian_log_prob, gaussian_log_prob_grads = dist.gaussian_log_prob.kernel, dist.gaussian_log_prob_grads.kernel
-reparameterize, reparameterize_backward = dist.reparameterize.kernel, dist.reparameterize_backward.kernel
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 # the Gaussian decoder's mean: the raw output, or squashed into (0, 1) by a
 # sigmoid as Kingma & Welling do for Frey Face (grey levels live in [0, 1]).
 GAUSSIAN_MEANS = ("identity", "sigmoid")
-# log-variances are clipped to this range (gradient zero outside) so that
-# exp(logvar) stays finite even for absurd network outputs.
-LOGVAR_LIMIT = 30.0
+# "custom": the encoder and decoder specifications were given, not built from a name
+ARCH_NAMES = (*ARCHITECTURES, "custom")
 # the largest model built (about 400 MB of float32 weights, twice that with Adam's slots)
 MAX_PARAMS = 100_000_000
 # the deepest: every layer is a few Python objects, so a list of a million 1-unit layers would
@@ -42,7 +49,8 @@ MAX_ACTIVATIONS = 2**28
 
 
 def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu", init="glorot",
-                 dtype=np.float32, gaussian_mean="identity"):
+                 dtype=np.float32, gaussian_mean="identity", arch=None, image_shape=None, encoder=None,
+                 decoder=None):
     """The VAE's constructor arguments checked, without building anything; returns ``VAE.config``.
 
     InputError names the first bad argument.  The size is checked here, before
@@ -65,33 +73,76 @@ def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activat
     if dtype is None:                          # np.dtype(None) would quietly mean float64
         raise InputError("dtype: expected float32 or float64, got None")
     dtype = check_dtype("dtype", dtype)
-    n_params = sum((a + 1) * b for sizes in layer_sizes(x_dim, hidden, z_dim, likelihood)
-                   for a, b in zip(sizes[:-1], sizes[1:]))
+    if image_shape is not None:
+        if not isinstance(image_shape, (list, tuple)) or len(image_shape) != 3:
+            raise InputError(f"image_shape: expected (channels, height, width), got {image_shape!r:.80}")
+        image_shape = [check_positive_int(f"image_shape[{i}]", n) for i, n in enumerate(image_shape)]
+    given = (encoder is not None, decoder is not None)
+    if any(given) and not all(given):
+        raise InputError("encoder, decoder: give both specifications or neither")
+    if arch is None:
+        arch = "custom" if all(given) else "mlp"
+    check_choice("arch", arch, ARCH_NAMES)
+    if (arch == "custom") != all(given):
+        raise InputError(f"arch: {arch!r} with encoder/decoder specifications "
+                         f"{'given' if all(given) else 'missing'}; expected arch='custom' exactly when both are given")
+    config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
+                  init=init, dtype=np.dtype(dtype).name, gaussian_mean=gaussian_mean, arch=arch,
+                  image_shape=image_shape, encoder=None, decoder=None)
+    if arch == "custom":
+        for name, spec, in_dim in (("encoder", encoder, x_dim), ("decoder", decoder, z_dim)):
+            plan(spec, (in_dim,), name)                              # a list of valid entries, before copying it
+        config.update(encoder=_plain(encoder, "encoder"), decoder=_plain(decoder, "decoder"))
+    encoder, decoder = network_specs(config)
+    n_params = 0
+    for name, spec, in_dim in (("encoder", encoder, x_dim), ("decoder", decoder, z_dim)):
+        n_params += sum(n for _, _, n in plan(spec, (in_dim,), name))
     if n_params > MAX_PARAMS:
         raise InputError(f"x_dim, hidden, z_dim: {n_params:,} parameters, expected at most {MAX_PARAMS:,}")
-    return dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
-                init=init, dtype=np.dtype(dtype).name, gaussian_mean=gaussian_mean)
+    return config
+
+
+def _plain(spec, name):
+    """A specification as plain JSON data (lists, not tuples), as a checkpoint gives it back."""
+    try:
+        return json.loads(json.dumps(spec))
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name}: expected plain numbers, strings and lists in the specification ({err})") from None
+
+
+def network_specs(config):
+    """(encoder, decoder) specifications of a checked config: the given ones, or the named builder's.
+
+    Both are checked: the encoder maps D numbers to the posterior's 2Z, the decoder Z to D (or 2D).
+    """
+    x_dim, z_dim = config["x_dim"], config["z_dim"]
+    n_latent_out = DiagonalGaussian().n_outputs(z_dim)
+    out_dim = x_dim if config["likelihood"] == "bernoulli" else 2 * x_dim
+    if config["encoder"] is not None:
+        encoder, decoder = config["encoder"], config["decoder"]
+    else:                                      # a named architecture: its builder makes both specifications
+        encoder, decoder = ARCHITECTURES[config["arch"]](x_dim, config["hidden"], n_latent_out, z_dim, out_dim,
+                                                         config["activation"], config["image_shape"])
+    for name, spec, in_dim, want in (("encoder", encoder, x_dim, n_latent_out), ("decoder", decoder, z_dim, out_dim)):
+        out_shape = plan(spec, (in_dim,), name)[-1][1]
+        if out_shape != (want,):
+            raise InputError(f"{name}: its output per example has shape {out_shape}, expected ({want},)")
+    return encoder, decoder
 
 
 def layer_sizes(x_dim, hidden, z_dim, likelihood):
-    """(encoder sizes, decoder sizes): x -> hidden -> [mu | logvar] and z -> reversed hidden -> output,
+    """(encoder sizes, decoder sizes) of the MLP: x -> hidden -> [mu | logvar] and z -> reversed hidden -> output,
     where the output is the D logits (Bernoulli) or [mean | logvar_x], 2D (Gaussian)."""
     out_dim = x_dim if likelihood == "bernoulli" else 2 * x_dim
     return [x_dim, *hidden, 2 * z_dim], [z_dim, *hidden[::-1], out_dim]
-
-
-def _clip_logvar(raw):
-    """logvar = clip(raw, -L, L); returns it and the mask where the gradient passes."""
-    inside = np.abs(raw) < LOGVAR_LIMIT
-    return np.clip(raw, -LOGVAR_LIMIT, LOGVAR_LIMIT), inside
 
 
 class VAE:
     """A variational autoencoder with diagonal-Gaussian q(z|x) and N(0, I) prior.
 
     x_dim      : number of pixels D.
-    hidden     : int or list of ints, hidden layer sizes of the encoder; the
-                 decoder mirrors them.
+    hidden     : int or list of ints, fully connected hidden layer sizes of the
+                 encoder; the decoder mirrors them.
     z_dim      : latent dimension Z.
     likelihood : "bernoulli" (decoder outputs D logits; data in [0, 1]) or
                  "gaussian" (decoder outputs D means then D log-variances).
@@ -101,31 +152,38 @@ class VAE:
     init       : "glorot" or "normal" (N(0, 0.01^2), Kingma & Welling).
     dtype      : np.float32 (fast) or np.float64 (gradient checks).
     seed       : int seed of the generator that draws the initial weights.
+    arch       : "mlp" (default) or "conv" (numpyvae/architectures.py), or
+                 "custom" when ``encoder`` and ``decoder`` are given.
+    image_shape: (C, H, W) of one image, for "conv" (default (1, s, s) when D = s^2).
+    encoder, decoder : network specifications (numpyvae/network.py); the
+                 encoder maps D numbers to 2Z, the decoder Z to D (or 2D).
 
     ``params`` is an ordered dict name -> live parameter array, named
-    ``encoder.{i}.W``, ``encoder.{i}.b``, ``decoder.{i}.W``, ``decoder.{i}.b``
-    with i counting the Linear layers of that MLP from 0.
+    ``encoder.{k}.W``, ``encoder.{k}.b``, ``decoder.{k}.W``, ``decoder.{k}.b``
+    with k counting the layers with parameters of that network from 0.
     """
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu",
-                 init="glorot", dtype=np.float32, seed=0, gaussian_mean="identity"):
-        self.config = check_config(x_dim, hidden, z_dim, likelihood, activation, init, dtype, gaussian_mean)
-        x_dim, hidden, z_dim = self.config["x_dim"], self.config["hidden"], self.config["z_dim"]
+                 init="glorot", dtype=np.float32, seed=0, gaussian_mean="identity", arch=None, image_shape=None,
+                 encoder=None, decoder=None):
+        self.config = check_config(x_dim, hidden, z_dim, likelihood, activation, init, dtype, gaussian_mean, arch,
+                                   image_shape, encoder, decoder)
+        encoder, decoder = network_specs(self.config)
         self.likelihood, self.gaussian_mean = likelihood, gaussian_mean
         self.dtype = np.dtype(self.config["dtype"]).type
         seed = check_positive_int("seed", seed, minimum=0)
-        self.x_dim, self.z_dim = x_dim, z_dim
-        encoder_sizes, decoder_sizes = layer_sizes(x_dim, hidden, z_dim, likelihood)
-        self._widest = max(encoder_sizes[1:] + decoder_sizes[1:])     # the widest activation row
+        self.x_dim, self.z_dim = self.config["x_dim"], self.config["z_dim"]
         rng = np.random.default_rng(seed)
-        self.encoder = MLP(encoder_sizes, activation, init, rng, self.dtype)
-        self.decoder = MLP(decoder_sizes, activation, init, rng, self.dtype)
-        self.params = OrderedDict()
-        self._grad_of = OrderedDict()
-        for prefix, mlp in (("encoder", self.encoder), ("decoder", self.decoder)):
-            for i, lin in enumerate(mlp.linears):
-                self.params[f"{prefix}.{i}.W"], self._grad_of[f"{prefix}.{i}.W"] = lin.W, (lin, "dW")
-                self.params[f"{prefix}.{i}.b"], self._grad_of[f"{prefix}.{i}.b"] = lin.b, (lin, "db")
+        self.encoder = Network(encoder, (self.x_dim,), init, rng, self.dtype, name="encoder")
+        self.decoder = Network(decoder, (self.z_dim,), init, rng, self.dtype, name="decoder")
+        self.posterior, self.prior = DiagonalGaussian(), StandardNormal()
+        self._widest = max(int(np.prod(shape)) for net, n_in in ((encoder, self.x_dim), (decoder, self.z_dim))
+                           for _, shape, _ in plan(net, (n_in,)))   # the widest activation row
+        self.params, self._grads = OrderedDict(), OrderedDict()
+        for prefix, net in (("encoder", self.encoder), ("decoder", self.decoder)):
+            own = net.own_grads()
+            for name, p in net.params.items():
+                self.params[f"{prefix}.{name}"], self._grads[f"{prefix}.{name}"] = p, own[name]
 
     # ---- forward pieces -----------------------------------------------------
 
@@ -153,30 +211,30 @@ class VAE:
 
     def encode(self, x):
         """x: (B, D) -> mu, logvar: (B, Z), the parameters of q(z|x).  Checks x."""
-        mu, logvar = self._encode(self.check_x(x))
+        (mu, logvar), _ = self._encode(self.check_x(x))
         return _finite_result("encode(x)", "x", mu), logvar
 
     def decode(self, z):
         """z: (N, Z) -> the decoder output (N, D) logits or (N, 2D) [mean | logvar].  Checks z."""
-        return _finite_result("decode(z)", "z", self._decode(self.check_z(z)))
+        return _finite_result("decode(z)", "z", self._decode(self.check_z(z))[0])
 
     def _encode(self, x):
-        """encode for a checked x; caches for backward."""
-        h = self.encoder.forward(x)
-        mu, raw = h[:, :self.z_dim], h[:, self.z_dim:]
-        logvar, self._enc_mask = _clip_logvar(raw)
-        return mu, logvar
+        """x (B, D) -> (mu, logvar), cache: the encoder network, then the posterior's parameters."""
+        h, net_cache = self.encoder.call(x)
+        (mu, logvar), post_cache = self.posterior.params(h)
+        return (mu, logvar), (net_cache, post_cache)
 
     def _decode(self, z):
-        """decode for a checked z; caches for backward."""
-        out = self.decoder.forward(z)
+        """z (N, Z) -> decoder output (N, D or 2D), cache (the network's, and the Gaussian's clip mask)."""
+        out, net_cache = self.decoder.call(z)
+        mask = None
         if self.likelihood == "gaussian":
             mean = out[:, :self.x_dim]
             if self.gaussian_mean == "sigmoid":
                 mean = sigmoid(mean)
-            logvar, self._dec_mask = _clip_logvar(out[:, self.x_dim:])
+            logvar, mask = _clip_logvar(out[:, self.x_dim:])
             out = np.concatenate([mean, logvar], axis=1)
-        return out
+        return out, (net_cache, mask)
 
     def log_px(self, x, out):
         """log p(x|z) from the decoder output; x (B, D), out (K, B, D or 2D) -> (K, B)."""
@@ -184,15 +242,22 @@ class VAE:
             return bernoulli_log_prob(x, out)
         return gaussian_log_prob(x, out[..., :self.x_dim], out[..., self.x_dim:])
 
-    def dlog_px(self, x, out):
-        """d log p(x|z) / d out, same shape as out."""
+    def dlog_px(self, x, out, cache=None):
+        """d log p(x|z) / d (the decoder network's raw output), same shape as out.
+
+        cache: the forward pass's cache (``forward``'s last value), which holds
+        where the Gaussian's log-variance was clipped; None for a Bernoulli model.
+        """
         if self.likelihood == "bernoulli":
             return bernoulli_log_prob_grad(x, out)
+        if cache is None:
+            raise InputError("cache: a Gaussian model's dlog_px needs the cache that forward returned")
         mean = out[..., :self.x_dim]
         dmean, dlogvar = gaussian_log_prob_grads(x, mean, out[..., self.x_dim:])
         if self.gaussian_mean == "sigmoid":
             dmean *= mean * (1 - mean)                               # d sigmoid(a)/da = s (1 - s)
-        return np.concatenate([dmean, dlogvar * self._dec_mask.reshape(dlogvar.shape)], axis=-1)
+        dec_mask = cache.decoder[1]
+        return np.concatenate([dmean, dlogvar * dec_mask.reshape(dlogvar.shape)], axis=-1)
 
     def mean_image(self, out):
         """Decoder output -> the mean of p(x|z) (sigmoid of logits, or the Gaussian mean)."""
@@ -202,21 +267,22 @@ class VAE:
         """The forward pass for a checked batch x (B, D) and noise eps (K, B, Z).
 
         Returns mu, logvar (B, Z); z (K, B, Z); the decoder output out (K, B, D or 2D);
-        log_px = log p(x|z) (K, B); and the reparameterization's cache.
+        log_px = log p(x|z) (K, B); and the cache of this call (what backward needs).
         """
         K, B = eps.shape[:2]
-        mu, logvar = self._encode(x)
-        z, rcache = reparameterize(mu, logvar, eps)                 # derivations/06-reparameterization.md
-        out = self._decode(z.reshape(K * B, self.z_dim)).reshape(K, B, -1)
-        return mu, logvar, z, out, self.log_px(x, out), rcache
+        (mu, logvar), enc_cache = self._encode(x)
+        z, rcache = self.posterior.sample(mu, logvar, eps)             # derivations/06-reparameterization.md
+        out, dec_cache = self._decode(z.reshape(K * B, self.z_dim))
+        out = out.reshape(K, B, -1)
+        return mu, logvar, z, out, self.log_px(x, out), ForwardCache(enc_cache, rcache, dec_cache)
 
     def draw_eps(self, rng, k, batch):
         """eps ~ N(0, I) of shape (k, batch, Z) in the model dtype, from ``rng``."""
-        return rng.standard_normal((k, batch, self.z_dim), dtype=self.dtype)
+        return self.posterior.draw_eps(rng, k, batch, self.z_dim, self.dtype)
 
     # ---- the loss and its gradient ---------------------------------------------
 
-    def loss_and_grads(self, x, eps=None, rng=None, estimator="analytic", k=1, beta=1.0):
+    def loss_and_grads(self, x, eps=None, rng=None, estimator="analytic", k=1, beta=1.0, grads=None):
         """Negative ELBO in nats per example, and its gradient for every parameter.
 
         x   : (B, D) data (in [0, 1] for Bernoulli).
@@ -226,9 +292,13 @@ class VAE:
         estimator : "analytic", "mc", "iwae", "stl" or "score".
         k   : samples per example (ignored when eps is given).
         beta: weight of the prior/posterior terms (KL warm-up).
+        grads : None, or the caller's buffers, dict name -> array shaped and
+              typed like ``params[name]``: the gradient is *added* into them
+              (so workers can sum their shares).
 
         Returns (loss: float, grads: dict name -> array shaped like params).
-        The grad arrays are the layers' own buffers, overwritten by the next call.
+        With grads=None the arrays are the model's own buffers (the layers'
+        dW, db), overwritten by the next call.
         """
         x = self.check_x(x)
         est_fn = ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)].kernel
@@ -245,10 +315,16 @@ class VAE:
                 raise InputError(f"eps: expected shape ({B}, {self.z_dim}) or (k >= 1, {B}, {self.z_dim}), "
                                  f"got {eps.shape}")
             self.check_rows("eps: k * batch", eps.shape[0] * B)
+        if grads is None:
+            grads = self._grads
+            for g in grads.values():
+                g[...] = 0
+        else:
+            grads = self.check_grad_buffers(grads)
         K = eps.shape[0]
 
-        mu, logvar, z, out, log_px, rcache = self.forward(x, eps)
-        est = est_fn(log_px, z, mu, logvar, beta)
+        mu, logvar, z, out, log_px, cache = self.forward(x, eps)
+        est = est_fn(log_px, z, mu, logvar, beta, prior=self.prior)
         self.last_estimate = est                                     # recon and kl terms, for the history
         loss = -float(np.mean(est.elbo))
         if not np.isfinite(loss):                                    # overflow: no gradient is worth having
@@ -257,26 +333,43 @@ class VAE:
 
         # backward: loss = -(1/B) sum_b elbo_b, so every partial is scaled by -1/B
         s = -1.0 / B
-        dout = self.dlog_px(x, out)                                  # likelihood
+        dout = self.dlog_px(x, out, cache)                           # likelihood
         dout *= (s * est.dlog_px)[..., None]
-        dz = self.decoder.backward(dout.reshape(K * B, -1))          # decoder
+        dz = self.decoder.call_backward(dout.reshape(K * B, -1), cache.decoder[0],
+                                        _part(grads, "decoder."))    # decoder
         dz = dz.reshape(K, B, self.z_dim)
         if not est.reparameterized:
             dz[...] = 0                                              # score function: no path through z
         if est.dz is not None:
             dz += s * est.dz                                         # log p(z) - log q(z|x) through z
-        dmu, dlogvar = reparameterize_backward(dz, rcache)          # reparameterization
+        dmu, dlogvar = self.posterior.sample_backward(dz, cache.sample)   # reparameterization
         dmu += s * est.dmu                                           # direct terms (KL, or log q)
         dlogvar += s * est.dlogvar
-        dlogvar *= self._enc_mask                                    # logvar was clipped: no gradient outside
-        self.encoder.backward(np.concatenate([dmu, dlogvar], axis=1), need_dx=False)   # encoder (x needs no gradient)
-        grads = self.grads()
+        dh = self.posterior.params_backward(dmu, dlogvar, cache.encoder[1])   # no gradient where logvar was clipped
+        self.encoder.call_backward(dh, cache.encoder[0], _part(grads, "encoder."),
+                                   need_dx=False)                    # encoder (x needs no gradient)
         _check_grads(grads)
         return loss, grads
 
+    def check_grad_buffers(self, grads):
+        """Refuse caller buffers that are not one array per parameter, of its shape and dtype."""
+        if not hasattr(grads, "keys") or set(grads.keys()) != set(self.params):
+            raise InputError(f"grads: expected a dict with exactly the keys of params ({len(self.params)} names), "
+                             f"got {type(grads).__name__}")
+        for name, p in self.params.items():
+            g = grads[name]
+            if not isinstance(g, np.ndarray) or g.shape != p.shape or g.dtype != p.dtype:
+                raise InputError(f"grads[{name!r}]: expected an array of shape {p.shape} and dtype {p.dtype}, "
+                                 f"got {getattr(g, 'shape', type(g).__name__)} {getattr(g, 'dtype', '')}")
+        return grads
+
+    def new_grad_buffers(self):
+        """Zeroed gradient buffers owned by the caller: dict name -> array like params[name]."""
+        return OrderedDict((name, np.zeros_like(p)) for name, p in self.params.items())
+
     def grads(self):
-        """dict name -> the gradient buffer of that parameter (from the last backward)."""
-        return OrderedDict((name, getattr(layer, attr)) for name, (layer, attr) in self._grad_of.items())
+        """dict name -> the model's own gradient buffer of that parameter (from the last backward)."""
+        return OrderedDict(self._grads)
 
     # ---- using a trained model --------------------------------------------------
 
@@ -293,7 +386,7 @@ class VAE:
         self.check_rows("k * batch", k * x.shape[0])
         eps = self.draw_eps(check_rng("rng", rng), k, x.shape[0])
         mu, logvar, z, _, log_px, _ = self.forward(x, eps)
-        est = est_fn(log_px, z, mu, logvar)
+        est = est_fn(log_px, z, mu, logvar, prior=self.prior)
         for term in ("elbo", "recon", "kl"):
             _finite_result(f"estimate(x).{term}", "x", getattr(est, term))
         return est
@@ -305,14 +398,30 @@ class VAE:
     def reconstruct(self, x, rng=None):
         """Mean of p(x|z) at z = mu (rng None) or at one sample z ~ q(z|x)."""
         mu, logvar = self.encode(x)
-        z = mu if rng is None else reparameterize(mu, logvar, self.draw_eps(check_rng("rng", rng), 1, len(mu)))[0][0]
-        return _finite_result("reconstruct(x)", "x", self.mean_image(self._decode(z)))
+        if rng is not None:
+            mu = self.posterior.sample(mu, logvar, self.draw_eps(check_rng("rng", rng), 1, len(mu)))[0][0]
+        return _finite_result("reconstruct(x)", "x", self.mean_image(self._decode(mu)[0]))
 
     def sample(self, n, rng):
-        """n images: the mean of p(x|z) for z ~ N(0, I); (n, D)."""
+        """n images: the mean of p(x|z) for z ~ p(z); (n, D)."""
         n = self.check_rows("n", check_positive_int("n", n))
-        z = check_rng("rng", rng).standard_normal((n, self.z_dim), dtype=self.dtype)
-        return _finite_result("sample(n)", "the model's parameters", self.mean_image(self._decode(z)))
+        z = self.prior.sample(check_rng("rng", rng), n, self.z_dim, self.dtype)
+        return _finite_result("sample(n)", "the model's parameters", self.mean_image(self._decode(z)[0]))
+
+
+class ForwardCache:
+    """What one forward pass keeps for its backward: encoder (network cache, posterior clip mask),
+    sample (the reparameterization's sigma and eps), decoder (network cache, Gaussian clip mask)."""
+
+    __slots__ = ("encoder", "sample", "decoder")
+
+    def __init__(self, encoder, sample, decoder):
+        self.encoder, self.sample, self.decoder = encoder, sample, decoder
+
+
+def _part(grads, prefix):
+    """The buffers of one network, keyed as that network names its parameters ("0.W", ...)."""
+    return {name[len(prefix):]: g for name, g in grads.items() if name.startswith(prefix)}
 
 
 def _finite_result(what, cause, arr):

@@ -25,6 +25,7 @@ FIGURES = {
     "04-monte-carlo-kl-and-iwae.ipynb": 4,
     "05-training-a-vae.ipynb": 5,
     "06-latent-space-beta-and-collapse.ipynb": 6,
+    "07-convolutional-vaes.ipynb": 5,
 }
 
 

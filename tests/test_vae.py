@@ -225,7 +225,8 @@ def test_limits_and_defaults_are_the_documented_numbers():
     logvar, inside = _clip_logvar(np.array([[-40.0, 40.0]]))
     assert logvar.tolist() == [[-30.0, 30.0]] and not inside.any(), f"ours {logvar}, {inside} vs expected +-30, clipped"
     assert check_config(784) == dict(x_dim=784, hidden=[400], z_dim=20, likelihood="bernoulli", activation="relu",
-                                     init="glorot", dtype="float32", gaussian_mean="identity"), check_config(784)
+                                     init="glorot", dtype="float32", gaussian_mean="identity", arch="mlp",
+                                     image_shape=None, encoder=None, decoder=None), check_config(784)
     assert (VAE(6).config["hidden"], VAE(6).config["z_dim"]) == ([400], 20), VAE(6).config
     # exactly 100,000,000 parameters is allowed (no allocation: check_config only counts)
     # encoder (1276 + 1) * 39062 + (39062 + 1) * 4, decoder (2 + 1) * 39062 + (39062 + 1) * 1276
