@@ -269,3 +269,34 @@ def test_formula_12_C4(binding, inst):
         Hout = np.array(Hout)
     check(size_chain, ns_of({"H_{out}": Hout, "H_{in}": Hin, "k_h": k, "s": s, "p": p, "o": oo}),
           "formula 12.C4 (H_out)")
+
+
+# ------------------------------------------------------------------ controls
+def with_display(monkeypatch, label, old, new):
+    labelled, unmarked = F.note_blocks()
+    note, latex = labelled[label]
+    assert latex.count(old) == 1, f"the control's text is no longer in {label}: {old}"
+    monkeypatch.setattr(F, "note_blocks", lambda: ({**labelled, label: (note, latex.replace(old, new))}, unmarked))
+    F.parse.cache_clear()
+
+
+def test_a_wrong_conv_formula_is_seen(monkeypatch):
+    """The control: (C1) with the stride dropped from the window's corner must fail."""
+    with_display(monkeypatch, "12.C1", r"\tilde x_{n, c, s i + u, s j + v}", r"\tilde x_{n, c, i + u, j + v}")
+    with pytest.raises(AssertionError, match="formula 12.C1"):
+        test_formula_12_C1("package", INSTANCES[0])
+    with pytest.raises(AssertionError, match="formula 12.C1"):
+        test_formula_12_C1("truth", INSTANCES[0])
+
+
+def test_a_correct_conv_rewrite_still_passes(monkeypatch):
+    """The control's other half: (C1) and (C2) written differently but equal (sums reordered, terms swapped)."""
+    with_display(monkeypatch, "12.C1",
+                 r"b_f + \sum_{c=0}^{C-1} \sum_{u=0}^{k_h - 1} \sum_{v=0}^{k_w - 1} W_{f c u v}\, \tilde x_{n, c, s i + u, s j + v}",
+                 r"\sum_{u=0}^{k_h - 1} \sum_{v=0}^{k_w - 1} \sum_{c=0}^{C-1} \tilde x_{n, c, u + s i, v + s j} W_{f c u v} + b_f")
+    for binding, inst in itertools.product(BINDINGS, INSTANCES):
+        test_formula_12_C1(binding, inst)
+    with_display(monkeypatch, "12.C2", r"X_{\mathrm{col}} W_{\mathrm{mat}}^\top + \mathbf 1 b^\top",
+                 r"\mathbf 1 b^\top + X_{\mathrm{col}} W_{\mathrm{mat}}^\top")
+    for binding, inst in itertools.product(BINDINGS, INSTANCES):
+        test_formula_12_C2(binding, inst)
