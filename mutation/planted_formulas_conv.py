@@ -20,7 +20,7 @@ NOTE = "derivations/12-convolution.md"
 PLANTS = [
  (r"W_{f c u v}\, \tilde x_{n, c, s i + u, s j + v},", r"W_{f c u v}\, \tilde x_{n, c, i + u, j + v},",
   "C1: the stride missing (s i + u -> i + u)"),
- (r"W_{f c u v}\, \tilde x_{n, c, s i + u, s j + v},", r"W_{f c, k_h - 1 - u, k_w - 1 - v}\, \tilde x_{n, c, s i + u, s j + v},",
+ (r"W_{f c u v}\, \tilde x_{n, c, s i + u, s j + v},", r"W_{f, c, k_h - 1 - u, k_w - 1 - v}\, \tilde x_{n, c, s i + u, s j + v},",
   "C1: the kernel flipped (a true convolution instead of the cross-correlation)"),
  (r"\right\rfloor + 1", r"\right\rfloor", "C1: H_o without its + 1"),
  (r"Y_{\mathrm{mat}} = X_{\mathrm{col}} W_{\mathrm{mat}}^\top", r"Y_{\mathrm{mat}} = W_{\mathrm{mat}}^\top X_{\mathrm{col}}",
@@ -52,8 +52,9 @@ for old, new, what in PLANTS:
     finally:
         p.write_text(text)
     failed = [l.split(" - ")[0].replace("FAILED ", "") for l in r.stdout.splitlines() if l.startswith("FAILED")]
+    why = next((l.split(" - ", 1)[1] for l in r.stdout.splitlines() if l.startswith("FAILED") and " - " in l), "")
     survived += r.returncode == 0
     print(f"{what}\n   {'SURVIVED' if r.returncode == 0 else 'killed'}; rc={r.returncode}; failed: "
-          f"{failed[:4]}{' ...' if len(failed) > 4 else ''} ({len(failed)}) | {r.stdout.strip().splitlines()[-1]}",
+          f"{failed[:4]}{' ...' if len(failed) > 4 else ''} ({len(failed)}) | {r.stdout.strip().splitlines()[-1]}\n   first: {why[:160]}",
           flush=True)
 sys.exit(1 if survived else 0)

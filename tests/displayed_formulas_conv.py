@@ -401,7 +401,7 @@ def check(chain, ns, what, rtol=1e-10, atol=1e-12):
         bad = ~np.isclose(a, b, rtol=rtol, atol=atol)
         if np.any(bad):
             k = np.unravel_index(int(np.argmax(bad)), bad.shape) if bad.ndim else ()
-            at = ", ".join(f"{n}={int(v)}" for n, v in zip(free, k)) if free else str(k)
-            raise AssertionError(f"{what}: side {i} = side {i + 1} fails at ({at}): ours {a[k]!r} vs "
-                                 f"expected {b[k]!r}  ({chain[2 * i]}  =  {chain[2 * i + 2]})")
+            at = ", ".join(f"{n}={int(v)}" for n, v in zip(free, k)) if free else f"case {tuple(int(v) for v in k)}"
+            raise AssertionError(f"{what}: side {i} = side {i + 1} fails at ({at}): ours {float(a[k])!r} vs "
+                                 f"expected {float(b[k])!r}  ({chain[2 * i]}  =  {chain[2 * i + 2]})")
     return values
