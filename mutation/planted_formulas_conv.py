@@ -52,7 +52,7 @@ for old, new, what in PLANTS:
     finally:
         p.write_text(text)
     failed = [l.split(" - ")[0].replace("FAILED ", "") for l in r.stdout.splitlines() if l.startswith("FAILED")]
-    why = next((l.split(" - ", 1)[1] for l in r.stdout.splitlines() if l.startswith("FAILED") and " - " in l), "")
+    why = next((l[1:].strip() for l in r.stdout.splitlines() if l.startswith("E ")), "")   # the first error line
     survived += r.returncode == 0
     print(f"{what}\n   {'SURVIVED' if r.returncode == 0 else 'killed'}; rc={r.returncode}; failed: "
           f"{failed[:4]}{' ...' if len(failed) > 4 else ''} ({len(failed)}) | {r.stdout.strip().splitlines()[-1]}\n   first: {why[:160]}",

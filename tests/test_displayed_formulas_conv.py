@@ -16,9 +16,10 @@ the named quantities bound twice:
   of the map built entry by entry from the definition (its transpose is the
   adjoint), and output sizes by counting window positions.
 
-Every relation the display states must hold in both, and the sides' values
-must agree between the two (a display can only be true of both, or of
-neither).  Planted wrong displays: mutation/planted_formulas_conv.py.
+Every relation the display states must hold in both.  Where the package's
+numbers could differ from the truth's without the display noticing (the
+gradients, <Ax, y>), they are also compared with each other.  Planted wrong
+displays: mutation/planted_formulas_conv.py (14, each fails here).
 """
 import itertools
 import re
