@@ -1,7 +1,10 @@
 """Homework 3's grader (numpyvae/exercises/conv_checks.py, the exercise "conv2d"): a right Conv2d
 passes every case, public and hidden; each typical slip fails with the sentence that names it; small
 errors fail; the expected values (loops) agree with centred differences and with numpyvae.conv."""
+import csv
 import itertools
+import json
+import os
 
 import numpy as np
 import pytest
@@ -222,3 +225,66 @@ def test_the_check_cell_raises_not_implemented_for_an_untouched_handout():
         check_conv2d(Conv2d)
     with pytest.raises(AssertionError, match="FAIL  dx"):
         check_conv2d(student(flip_dx=True))
+
+
+# ---- the master, graded as a course grades it (a runner process per submission) -------------------
+
+HW3 = os.path.join(os.path.dirname(__file__), "..", "notebooks", "homework", "03-conv-backward.ipynb")
+
+CONV_SUBCLASS_BY_STRINGS = '''import importlib
+_P = getattr(importlib.import_module("numpy" + "vae.conv"), "Conv" + "2d")
+
+
+class Conv2d(_P):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dtype=np.float64)
+'''
+LOOPS_FROM_THE_GRADER = '''from numpyvae.exercises import conv_checks as _cc
+
+
+class Conv2d:
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0):
+        self.s, self.p = stride, padding
+
+    def forward(self, x):
+        self.x = x
+        return _cc.conv_forward_loops(x, self.W, self.b, self.s, self.p)
+
+    def backward(self, dout):
+        dx, self.dW, self.db = _cc.conv_backward_loops(self.x, self.W, dout, self.s, self.p)
+        return dx
+'''
+
+
+def test_the_master_graded_in_a_batch(tmp_path):
+    """grade --master over a folder: the master's solution 5 of 5; the untouched handout 0 of 5 (its
+    provided forward checked, no points); a slip loses its part; the package's Conv2d reached through
+    importlib strings, and the grader's own loops, get 0 with the reason; one CSV row each."""
+    import homework_submissions as hs
+    from numpyvae.exercises.__main__ import main
+    master = hs.load(HW3)
+    right = hs.right(master)
+    subs = {"right": (right, 5), "untouched": (hs.untouched(master), 0),
+            "db-batch-only": (hs.edit(right, "dout.sum(axis=(0, 2, 3))", "dout.sum(axis=0)"), 4),
+            "package": (hs.replace_cell(right, "class Conv2d", CONV_SUBCLASS_BY_STRINGS), 0),
+            "grader-loops": (hs.replace_cell(right, "class Conv2d", LOOPS_FROM_THE_GRADER), 0)}
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    for name, (nb, _) in subs.items():
+        (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+    table, results = tmp_path / "grades.csv", tmp_path / "results"
+    results.mkdir()
+    assert main(["grade", "--master", HW3, str(folder), "--csv", str(table), "--json-dir", str(results),
+                 "--details"]) == 1
+    with open(table, newline="") as fh:
+        rows = {os.path.basename(r["submission"]): r for r in csv.DictReader(fh)}
+    for name, (_, total) in subs.items():
+        row = rows[f"{name}.ipynb"]
+        assert float(row["total"]) == total and float(row["max"]) == 5, f"{name}: ours {row} vs expected {total} of 5"
+    verdict = json.loads((results / "package.results.json").read_text())
+    text = json.dumps(verdict)
+    assert "numpyvae/conv.py: Conv2d.call_backward" in text and "imported: numpyvae.conv" in text, text
+    assert "numpyvae/exercises/conv_checks.py: conv_backward_loops" in \
+        json.dumps(json.loads((results / "grader-loops.results.json").read_text()))
+    untouched = json.loads((results / "untouched.results.json").read_text())
+    assert [t["name"] for t in untouched["tests"]] == ["conv2d: dx", "conv2d: dW", "conv2d: db"], untouched
