@@ -18,7 +18,7 @@ from numpyvae.gradcheck import numerical_gradient
 
 def student(flip_dx=False, crop_shift=0, no_stride=False, no_stride_dW=False, pad_shift_dW=0, first_only=False,
             db_batch_only=False, swap_channels=False, accumulate=False, flip_forward=False, no_bias=False,
-            nudge_dW=0.0, nudge_dx=0.0, fitted=False):
+            nudge_dW=0.0, nudge_dx=0.0, fitted=False, flip_dW=False, db_positions_only=False):
     """A student's Conv2d by plain loops, with one planted slip (or none)."""
 
     class Conv2d:
@@ -52,6 +52,8 @@ def student(flip_dx=False, crop_shift=0, no_stride=False, no_stride_dW=False, pa
             dx = dxp[:, :, c:c + H, c:c + Wd].copy()
             db = dout.sum(axis=0).sum(axis=(1, 2)) if not db_batch_only else dout.sum(axis=0)
             db = dout[0].sum(axis=(1, 2)) if first_only else db
+            db = dout.sum(axis=(2, 3)) if db_positions_only else db
+            dW = dW[:, :, ::-1, ::-1].copy() if flip_dW else dW
             dW = dW.transpose(1, 0, 2, 3).copy() if swap_channels else dW
             if nudge_dW:
                 dW.flat[5] *= 1 + nudge_dW
@@ -150,6 +152,8 @@ def test_a_right_conv2d_passes_other_strides_and_paddings(stride, padding):
     (dict(first_only=True), "dW", "only the first example", {}),
     (dict(first_only=True), "db", "only the first example", {}),
     (dict(db_batch_only=True), "db", "output positions", {}),
+    (dict(db_positions_only=True), "db", "sum over the batch (axis 0) too", {}),
+    (dict(flip_dW=True), "dW", "dW is flipped", {}),
     (dict(swap_channels=True), "dW", "channel axes are swapped", {}),
     (dict(swap_channels=True), "dW", "channel axes are swapped", dict(C=3, F=3)),
     (dict(accumulate=True), "dW", "accumulated", {}),
