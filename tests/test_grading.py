@@ -376,7 +376,7 @@ def test_conv2d_is_graded_in_a_runner_and_the_references_are_detected(tmp_path):
     assert g.score == 4, show(g)
     assert "hidden case 3 (N=3, C=2, F=2, k=3, stride 2, padding 1, float32)" not in show(g)
     for cheat, what in ((hs.CONV2D_PACKAGE, "numpyvae/conv.py: Conv2d"),
-                        (hs.CONV2D_GRADER_LOOPS, "numpyvae/exercises/conv_checks.py: conv_forward_loops")):
+                        (hs.CONV2D_GRADER_LOOPS, "numpyvae/exercises/conv_checks.py: conv_backward_loops")):
         g = graded(tmp_path, nb(cheat), conv)
         assert g.score == 0 and what in show(g), show(g)
     slip = hs.CONV2D_RIGHT.replace("self.dW, self.db = dW, dout.sum(axis=(0, 2, 3))",

@@ -51,6 +51,8 @@ def test_nbgrader_generate_autograde_export(tmp_path):
     shutil.copy(CONFIG, course / "nbgrader_config.py") if course.mkdir() is None else None
     cases = {"hw1": (hs.HW1, "self.db = dout.sum(axis=0)", "self.db = dout.mean(axis=0)", 10, 7),
              "hw2": (hs.HW2, "dmu = dz + mu / B", "dmu = dz + mu", 20, 12)}
+    cases["hw3"] = (os.path.join(hs.HOMEWORK, "03-conv-backward.ipynb"),       # one test cell: all or nothing
+                    "self.db = dout.sum(axis=(0, 2, 3))", "self.db = dout.sum(axis=0)", 5, 0)
     for name, (master, *_rest) in cases.items():
         (course / "source" / name).mkdir(parents=True)
         shutil.copy(master, course / "source" / name / os.path.basename(master))
