@@ -28,7 +28,7 @@ for path, old, new, what in PLANTS:
     assert text.count(old) == 1, (what, text.count(old))
     p.write_text(text.replace(old, new))
     try:
-        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_displayed_formulas.py", str(p)],
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_displayed_formulas.py", "tests/test_displayed_formulas_conv.py", str(p)],
                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(pathlib.Path.cwd())})
     finally:
         p.write_text(text)
