@@ -1,5 +1,6 @@
 """One run, interleaved: numpyvae's training step against PyTorch's and HIPS autograd's, and
-log_marginal, each against its BLAS bound (the same matrix products and nothing else).
+log_marginal, each against its BLAS bound (the same matrix products and nothing else); and the
+convolutional VAE's training step against PyTorch's same architecture (``--conv-only`` for that alone).
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/side_by_side.py [--threads 1] [--repeats 7]
     pip install "numpyvae[bench]"      # PyTorch and autograd; each is skipped when absent
@@ -181,6 +182,99 @@ def peak_memory(fn):
     return peak
 
 
+# ---- the convolutional VAE (numpyvae/architectures.py: conv) --------------------------------
+
+def numpyvae_conv_step(batch, seed=0):
+    model = VAE(784, [400], 20, activation="relu", arch="conv", seed=seed)
+    opt = Adam(model.params)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(batch, 784)).astype(np.float32)
+
+    def step():
+        opt.step(model.loss_and_grads(x, rng=rng)[1])
+    return step
+
+
+def torch_conv_step(batch, threads, seed=0):
+    """The same architecture in PyTorch: conv 1-32-64 (4x4, stride 2, padding 1), 3136-400-40; mirrored."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    encoder = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(),
+                            nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(3136, 400), nn.ReLU(),
+                            nn.Linear(400, 40))
+    decoder = nn.Sequential(nn.Linear(20, 400), nn.ReLU(), nn.Linear(400, 3136), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
+                            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1),
+                            nn.Flatten())
+    opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3)
+    x = torch.rand(batch, 784)
+
+    def step():
+        opt.zero_grad()
+        h = encoder(x)
+        mu, logvar = h[:, :20], h[:, 20:]
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        recon = F.binary_cross_entropy_with_logits(decoder(z), x, reduction="sum")
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        ((recon + kl) / batch).backward()
+        opt.step()
+    return step
+
+
+def conv_time_shares(batch, steps=5):
+    """Where numpyvae's conv step spends its time: im2col and col2im (copies) vs the rest, by timing wrappers."""
+    from numpyvae import conv
+    spent = {"im2col": 0.0, "col2im": 0.0}
+    originals = {name: getattr(conv, name) for name in spent}
+
+    def timed(name):
+        def wrapper(*a, **kw):
+            t0 = time.perf_counter()
+            out = originals[name](*a, **kw)
+            spent[name] += time.perf_counter() - t0
+            return out
+        return wrapper
+    step = numpyvae_conv_step(batch)
+    step()
+    for name in spent:
+        setattr(conv, name, timed(name))
+    try:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        total = time.perf_counter() - t0
+    finally:
+        for name, fn in originals.items():
+            setattr(conv, name, fn)
+    return {name: t / total for name, t in spent.items()}
+
+
+PEAK_SCRIPT = """
+import os, resource, sys
+sys.path.insert(0, {here!r})
+import side_by_side as b
+step = b.{maker}(128{extra})
+step()
+with open("/proc/self/statm") as f:
+    before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+for _ in range(3):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+"""
+
+
+def peak_rss(maker, extra=""):
+    """Peak resident memory of a fresh process that built the model and ran four steps (bytes)."""
+    import subprocess
+    import sys
+    code = PEAK_SCRIPT.format(here=os.path.dirname(os.path.abspath(__file__)), maker=maker, extra=extra)
+    code = code.replace("- before", "")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[-1])
+
+
 # ---- timing -------------------------------------------------------------------------------
 
 def interleaved(jobs, repeats, calls, clock, settle=0.0):
@@ -231,6 +325,7 @@ def main():
     p.add_argument("--settle", type=float, default=0.3,
                    help="seconds of sleep before each timed log_marginal job (see interleaved)")
     p.add_argument("--skip-training", action="store_true")
+    p.add_argument("--conv-only", action="store_true", help="only the convolutional VAE's training step")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall time, or this process's CPU time (steadier on a shared machine, one thread only)")
     args = p.parse_args()
@@ -247,6 +342,29 @@ def main():
           f"{args.clock} clock, best (median) of {args.repeats} interleaved repetitions")
     clock = time.perf_counter if args.clock == "wall" else time.process_time
 
+    if not args.skip_training:
+        batch = 128
+        jobs = {"numpyvae": numpyvae_conv_step(batch)}
+        if has_torch:
+            jobs["pytorch"] = torch_conv_step(batch, args.threads)
+        conv_steps = max(1, args.steps // 10)
+        times = interleaved(jobs, args.repeats, {name: conv_steps for name in jobs}, clock)
+        best = {name: min(t) for name, t in times.items()}
+        print(f"\ntraining step, conv VAE (conv 32-64, 3136-400-20, mirrored), batch {batch}, float32, "
+              f"{conv_steps} steps per repetition:")
+        for name, t in times.items():
+            mem = peak_rss(("numpyvae_conv_step" if name == "numpyvae" else "torch_conv_step"),
+                           "" if name == "numpyvae" else f", {args.threads}")
+            print(f"  {name:10s} {1e3 * best[name]:7.1f} ms ({1e3 * np.median(t):.1f})  "
+                  f"{batch / best[name]:7.0f} examples/s  peak resident memory {mem / 2 ** 20:.0f} MiB")
+        if "pytorch" in best:
+            print(f"  numpyvae vs pytorch: {best['pytorch'] / best['numpyvae']:.2f}x "
+                  f"(median {np.median(times['pytorch']) / np.median(times['numpyvae']):.2f}x)")
+        shares = conv_time_shares(batch)
+        print(f"  numpyvae's step: im2col {100 * shares['im2col']:.0f}%, col2im {100 * shares['col2im']:.0f}% "
+              f"of its time (the copies around the products)")
+    if args.conv_only:
+        return
     if not args.skip_training:
         for batch in (128, 100):
             jobs = {"numpyvae": numpyvae_step(batch)}

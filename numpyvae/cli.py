@@ -27,6 +27,7 @@ from .blas_threads import blas_threads
 from .evaluate import MAX_WORKERS
 from .fileio import describe_os_error, refuse_non_regular
 from .estimators import ESTIMATORS
+from .architectures import ARCHITECTURES
 from .layers import ACTIVATIONS
 from .optim import OPTIMIZERS
 from .runs import CHECKPOINT, HISTORY, RunFolder
@@ -57,7 +58,7 @@ MAX_K_LOG_MARGINAL = 10**6
 MAX_SAMPLES = 4096          # a 64 x 64 grid
 DEFAULT_MAX_MEMORY = 4.0    # GiB a training run may take (estimated) unless --max-memory says more
 # options of `train` that describe the model or the trainer: a resumed run keeps them
-MODEL_OPTIONS = ("hidden", "z_dim", "likelihood", "gaussian_mean", "activation", "init", "dtype")
+MODEL_OPTIONS = ("arch", "hidden", "z_dim", "likelihood", "gaussian_mean", "activation", "init", "dtype")
 TRAINER_OPTIONS = ("optimizer", "lr", "batch_size", "estimator", "k", "binarize", "beta", "warmup_epochs",
                    "test_k", "weight_decay", "seed")
 
@@ -150,6 +151,9 @@ def build_parser(suppress_defaults=False):
     option(t, "--likelihood", choices=LIKELIHOODS, help=f"p(x|z) ({_per_dataset('likelihood')})")
     option(t, "--gaussian-mean", choices=GAUSSIAN_MEANS,
            help=f"the Gaussian decoder's mean: raw output, or squashed into (0, 1) ({_per_dataset('gaussian_mean')})")
+    option(t, "--arch", choices=sorted(ARCHITECTURES), default="mlp",
+           help="mlp: fully connected (Kingma & Welling); conv: two stride-2 convolutions (32, 64 filters) "
+                "before --hidden, mirrored by transposed convolutions (numpyvae/architectures.py)")
     option(t, "--activation", choices=sorted(ACTIVATIONS), default="relu", help="hidden layers' nonlinearity")
     option(t, "--init", choices=["glorot", "normal"], default="glorot", help="initial weights")
     option(t, "--estimator", choices=sorted(ESTIMATORS), default="analytic",
@@ -306,7 +310,8 @@ def _build_new_trainer(args):
     batch_size = d["batch_size"] if args.batch_size is None else args.batch_size
     _refuse_memory(args, config, args.optimizer, batch_size * args.k, data, args.test_k)
     model = VAE(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation, init=args.init,
-                dtype=np.dtype(args.dtype).type, seed=args.seed, gaussian_mean=gaussian_mean)
+                dtype=np.dtype(args.dtype).type, seed=args.seed, gaussian_mean=gaussian_mean, arch=args.arch,
+                image_shape=(1, *data.image_shape))
     trainer = Trainer(model, data.x_train, data.x_test, optimizer=args.optimizer, lr=args.lr,
                       batch_size=d["batch_size"] if args.batch_size is None else args.batch_size,
                       estimator=args.estimator, k=args.k, binarize=args.binarize, beta=args.beta,

@@ -16,7 +16,7 @@ The backward pass is three more products and the adjoint of im2col
 ("col2im", which adds every window's gradient back where the window came
 from):
 
-    dW_mat = dout_mat.T @ cols,   db = sum of dout_mat over rows,   dx = col2im(dout_mat @ W_mat)
+    dW_mat = dout_mat.T @ cols,   db = sum of dout_mat over rows,   dx = col2im((dout_mat @ W_mat)^T)
 
 Why im2col: it is the scheme CS231n teaches, it turns the layer into the
 ``Linear`` layer a student already knows, and the products run at BLAS
@@ -63,19 +63,25 @@ def im2col(x, kernel, stride, padding, out_hw):
     return np.ascontiguousarray(windows.transpose(0, 2, 3, 1, 4, 5)).reshape(N * Ho * Wo, C * kh * kw)
 
 
-def col2im(cols, x_shape, kernel, stride, padding, out_hw):
-    """The adjoint of im2col: cols (N*Ho*Wo, C*kh*kw) -> dx (N, C, H, W), each window added back in place."""
+def col2im(cols_t, x_shape, kernel, stride, padding, out_hw):
+    """The adjoint of im2col: cols_t (C*kh*kw, N*Ho*Wo), the column matrix transposed -> dx (N, C, H, W).
+
+    Each window's gradient is added back where the window came from.  The
+    columns arrive transposed (row (c, u, v), column (n, i, j)), so that for
+    one kernel offset (u, v) the numbers of all windows are contiguous (for
+    speed: the 16 strided additions of a 4x4 kernel then read memory in order).
+    """
     (kh, kw), (Ho, Wo) = kernel, out_hw
     N, C, H, W = x_shape
-    cols = cols.reshape(N, Ho, Wo, C, kh, kw)
-    # the padded image, large enough for every window (output_padding can make it larger than x)
-    dxp = np.zeros((N, C, max(H + 2 * padding, stride * (Ho - 1) + kh),
-                    max(W + 2 * padding, stride * (Wo - 1) + kw)), dtype=cols.dtype)
+    cols_t = cols_t.reshape(C, kh, kw, N, Ho, Wo)
+    # the padded image, channels first (matching cols_t), large enough for every window
+    dxp = np.zeros((C, N, max(H + 2 * padding, stride * (Ho - 1) + kh),
+                    max(W + 2 * padding, stride * (Wo - 1) + kw)), dtype=cols_t.dtype)
     for u in range(kh):                      # kh*kw strided additions instead of N*Ho*Wo small ones (for speed)
         for v in range(kw):
-            dxp[:, :, u:u + stride * (Ho - 1) + 1:stride, v:v + stride * (Wo - 1) + 1:stride] += \
-                cols[:, :, :, :, u, v].transpose(0, 3, 1, 2)
-    return dxp[:, :, padding:padding + H, padding:padding + W]    # the padding's gradient is dropped
+            dxp[:, :, u:u + stride * (Ho - 1) + 1:stride, v:v + stride * (Wo - 1) + 1:stride] += cols_t[:, u, v]
+    # the padding's gradient is dropped; (N, C, H, W) as a view of the channels-first array (no copy)
+    return dxp[:, :, padding:padding + H, padding:padding + W].transpose(1, 0, 2, 3)
 
 
 def _pair(name, value):
@@ -182,8 +188,8 @@ class Conv2d(_ConvBase):
             if grads is not None:
                 grads["W"] += (d.T @ cols).reshape(self.W.shape)
                 grads["b"] += d.sum(axis=0)
-            if need_dx:
-                dx[a:b] = col2im(d @ W_mat, x[a:b].shape, self.kernel, self.stride, self.padding, (Ho, Wo))
+            if need_dx:                                                 # (W_mat^T d^T): the columns transposed
+                dx[a:b] = col2im(W_mat.T @ d.T, x[a:b].shape, self.kernel, self.stride, self.padding, (Ho, Wo))
         return dx
 
 
@@ -225,12 +231,12 @@ class ConvTranspose2d(_ConvBase):
         F, Ho, Wo = self._check_x(x)
         N, C, H, W = x.shape
         W_mat = self.W.reshape(C, -1)                                   # (C, F*kh*kw)
-        x_rows = x.transpose(0, 2, 3, 1)                                # (N, H, W, C): one row per input pixel
+        x_cols = x.transpose(1, 0, 2, 3)                                # (C, N, H, W): one column per input pixel
         out = np.empty((N, F, Ho, Wo), dtype=np.result_type(x, self.W))
         for a, b in _chunks(N, H * W * W_mat.shape[1]):
-            cols = x_rows[a:b].reshape(-1, C) @ W_mat                   # (n*H*W, F*kh*kw)
+            cols_t = W_mat.T @ x_cols[:, a:b].reshape(C, -1)            # (F*kh*kw, n*H*W): the columns transposed
             # Conv2d(F -> C) maps (F, Ho, Wo) to (C, H, W); its input-gradient is this col2im
-            out[a:b] = col2im(cols, (b - a, F, Ho, Wo), self.kernel, self.stride, self.padding, (H, W))
+            out[a:b] = col2im(cols_t, (b - a, F, Ho, Wo), self.kernel, self.stride, self.padding, (H, W))
         out += self.b[:, None, None]
         return out, x
 

@@ -253,9 +253,9 @@ class _LogWeights:
         if self.fused:                                               # z straight into the first product's input
             z = self.ins[0][:K * B, :-1].reshape(K, B, -1)
             np.multiply(self.sigma, eps, out=z)
-            z += self.mu                                             # z = mu + sigma * eps, eq. (5*)
+            z += self.mu                                             # z = mu + sigma * eps, the reparameterization (derivations/06)
         else:
-            z = self.mu + self.sigma * eps                           # (K, B, Z), eq. (5*)
+            z = self.mu + self.sigma * eps                           # (K, B, Z), the reparameterization (derivations/06)
         # log p(z) - log q(z|x) at z = mu + sigma eps: the log 2 pi terms cancel
         # and (z - mu)^2 / sigma^2 = eps^2, so no division is needed
         # (the sums of squares by einsum: no (K, B, Z) temporaries, for speed)

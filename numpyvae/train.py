@@ -7,8 +7,12 @@ run stopped between two steps and resumed ends with bit-identical parameters.
 
 The history has one row per epoch, every figure in nats per example:
 
-    train_objective  the loss that was minimised: -(recon - beta KL) with the
-                     epoch's beta (KL warm-up, beta-VAE), or the negative IWAE
+    beta             the mean KL weight the epoch's steps used (each step's beta
+                     weighted by its batch size; during warm-up beta changes
+                     from step to step, so train_neg_elbo - train_objective is
+                     (1 - beta) KL per step but only close to it for the epoch's means)
+    train_objective  the loss that was minimised: -(recon - beta KL) with each
+                     step's beta (KL warm-up, beta-VAE), or the negative IWAE
                      bound, plus the weight decay's lambda |theta|^2 / (2N) when
                      weight_decay = lambda > 0; it equals train_neg_elbo only
                      when beta = 1, there is no weight decay and the estimator
@@ -110,12 +114,21 @@ class Trainer:
 
     # ---- one step and one epoch ---------------------------------------------------
 
-    def beta_now(self):
-        """The KL weight at the current step: linear warm-up to ``beta``."""
+    def beta_now(self, step=None):
+        """The KL weight at the current step (or at ``step``): linear warm-up to ``beta``."""
         if self.warmup_epochs == 0:
             return self.beta
         steps_per_epoch = math.ceil(len(self.x_train) / self.batch_size)
-        return self.beta * min(1.0, self.step / (self.warmup_epochs * steps_per_epoch))
+        step = self.step if step is None else step
+        return self.beta * min(1.0, step / (self.warmup_epochs * steps_per_epoch))
+
+    def epoch_beta(self):
+        """The mean beta of the epoch just finished: its steps' betas weighted by their batch sizes."""
+        n = len(self.x_train)
+        n_batches = math.ceil(n / self.batch_size)
+        sizes = [min(self.batch_size, n - i * self.batch_size) for i in range(n_batches)]
+        first = self.step - n_batches
+        return sum(size * self.beta_now(first + i) for i, size in enumerate(sizes)) / n
 
     def train_step(self, xb):
         """One optimizer step on the batch xb; returns the objective (nats per example).
@@ -237,7 +250,7 @@ class Trainer:
         if bad:
             raise TrainingError(f"parameters {bad} became NaN or inf by step {self.step} (epoch {self.epoch + 1})")
         self.epoch += 1
-        row = {"epoch": self.epoch, "step": self.step, "beta": self.beta_now()}
+        row = {"epoch": self.epoch, "step": self.step, "beta": self.epoch_beta()}
         row.update({f"train_{key}": self.sums[key] / self.epoch_count for key in SUM_KEYS})
         try:
             test = {} if self.x_test_used is None else self.evaluate()

@@ -54,9 +54,12 @@ MAX_ACTIVATIONS = 2**28
 
 
 def _locked(method):
-    """Run the method holding the model's lock (see VAE, Threads)."""
+    """Run the method holding the model's lock when it uses the model's own gradient buffers (see VAE, Threads);
+    a call that brings its own ``grads`` shares nothing and runs unlocked, so workers run in parallel."""
     @functools.wraps(method)
     def call(self, *args, **kwargs):
+        if kwargs.get("grads") is not None:
+            return method(self, *args, **kwargs)
         with self.lock:
             return method(self, *args, **kwargs)
     return call

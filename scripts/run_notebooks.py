@@ -8,15 +8,25 @@ Each notebook is cleared, run top to bottom in a fresh ``python3`` kernel
 ``%matplotlib inline`` draws PNGs), and written back with its outputs and a
 stamp in its metadata:
 
-    metadata["numpyvae"] = {"code_hash": ..., "package_files": {path: sha256}, "package_hash": ..., "seconds": ...}
+    metadata["numpyvae"] = {"cells_hash": ..., "package_files": {path: sha256}, "package_hash": ...,
+                            "versions": {"python": ..., "numpy": ..., "matplotlib": ...}}
 
-``code_hash`` is the SHA-256 of the notebook's code cells; ``package_files``
+``cells_hash`` is the SHA-256 of every cell's type and source, markdown
+included (a changed sentence makes the stored notebook stale too); ``package_files``
 lists the numpyvae files the run used (every numpyvae module the kernel had
 imported at the end, plus the package's embedded data files) with the
 SHA-256 of each, and ``package_hash`` is one SHA-256 over all of them.  tests/test_notebooks.py
 recomputes both hashes: if either differs, the stored outputs are stale (the
 code that made them is not the code in the repository) and the test fails
-until this script is run again.
+until this script is run again.  ``versions`` records the Python, NumPy and
+matplotlib that drew the outputs: recorded for the reader, never checked (a new
+NumPy release does not make a notebook stale).
+
+A notebook whose stamp is current (same cells, same package files) is not
+re-run and its file is not touched, so regenerating unchanged notebooks changes
+no byte; ``--force`` re-runs it anyway.  Stream outputs are stored merged (one
+stdout and one stderr text per run of consecutive writes) and without timing,
+so a re-run stores the same bytes unless the cells print different things.
 Needs nbclient and ipykernel (``pip install "numpyvae[notebooks]"``).
 """
 import argparse
@@ -63,16 +73,42 @@ def package_hash(files):
 # run in the kernel after the notebook: which numpyvae source files did it import?
 _LIST_MODULES = """
 import json as _json, sys as _sys
-print(_json.dumps(sorted({m.__file__ for n, m in list(_sys.modules.items())
-                          if (n == "numpyvae" or n.startswith("numpyvae.")) and getattr(m, "__file__", None)})))
+import platform as _platform, numpy as _np, matplotlib as _mpl
+print(_json.dumps({"files": sorted({m.__file__ for n, m in list(_sys.modules.items())
+                                    if (n == "numpyvae" or n.startswith("numpyvae.")) and getattr(m, "__file__", None)}),
+                   "versions": {"python": _platform.python_version(), "numpy": _np.__version__,
+                                "matplotlib": _mpl.__version__}}))
 """
 
 
-def code_hash(nb):
-    """SHA-256 of the notebook's code cells, in order (markdown does not change outputs)."""
-    cells = [c["source"] if isinstance(c["source"], str) else "".join(c["source"])
-             for c in nb["cells"] if c["cell_type"] == "code"]
+def cells_hash(nb):
+    """SHA-256 of every cell's type and source, in order: code and markdown (a sentence is content too)."""
+    cells = [[c["cell_type"], c["source"] if isinstance(c["source"], str) else "".join(c["source"])]
+             for c in nb["cells"]]
     return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
+
+
+def is_current(nb):
+    """True when the notebook's stamp matches its cells and the package files it lists."""
+    stamp = nb.get("metadata", {}).get("numpyvae") or {}
+    files = stamp.get("package_files")
+    return (stamp.get("cells_hash") == cells_hash(nb) and isinstance(files, dict) and bool(files)
+            and all(file_hash(f) == h for f, h in files.items())
+            and stamp.get("package_hash") == package_hash(files))
+
+
+def merge_streams(outputs):
+    """Consecutive stream outputs of the same name joined into one, text as one string (stable bytes)."""
+    merged = []
+    for out in outputs:
+        if out.get("output_type") == "stream":
+            text = out["text"] if isinstance(out["text"], str) else "".join(out["text"])
+            if merged and merged[-1].get("output_type") == "stream" and merged[-1]["name"] == out["name"]:
+                merged[-1]["text"] += text
+                continue
+            out["text"] = text
+        merged.append(out)
+    return merged
 
 
 def lecture_notebooks():
@@ -102,28 +138,41 @@ def execute(path, timeout=600):
         if saved is not None:
             os.environ["MPLBACKEND"] = saved
     nb.cells.pop()                                    # the probe is not part of the notebook
-    imported = json.loads("".join(o["text"] for o in probe.outputs if o.get("name") == "stdout"))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = merge_streams(cell.outputs)
+            cell.metadata.pop("execution", None)
+    report = json.loads("".join(o["text"] for o in probe.outputs if o.get("name") == "stdout"))
+    imported = report["files"]
     outside = [f for f in imported if not Path(f).resolve().is_relative_to(ROOT)]
     if outside:
         raise SystemExit(f"{path.name}: the kernel imported numpyvae from {outside[0]}, not from this "
                          f"repository; install it with `pip install -e .` first")
     files = sorted({Path(f).resolve().relative_to(ROOT).as_posix() for f in imported} | set(data_files()))
-    nb.metadata["numpyvae"] = {"code_hash": code_hash(nb), "package_files": {f: file_hash(f) for f in files},
-                               "package_hash": package_hash(files), "seconds": round(seconds, 1)}
+    nb.metadata["numpyvae"] = {"cells_hash": cells_hash(nb), "package_files": {f: file_hash(f) for f in files},
+                               "package_hash": package_hash(files), "versions": report["versions"]}
     nbformat.write(nb, path)
     return seconds
+
+
+def shown(path):
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb")
+    parser.add_argument("--force", action="store_true", help="re-run notebooks whose stamp is current too")
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in args.notebooks] or lecture_notebooks()
     total = 0.0
     for path in paths:
+        if not args.force and is_current(json.loads(path.read_text(encoding="utf-8"))):
+            print(f"{shown(path)}: current (same cells, same package files): not re-run", flush=True)
+            continue
         seconds = execute(path)
         total += seconds
-        print(f"{path.relative_to(ROOT)}: {seconds:.1f} s", flush=True)
+        print(f"{shown(path)}: {seconds:.1f} s", flush=True)
     print(f"total {total:.1f} s")
     return 0
 

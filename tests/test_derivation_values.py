@@ -47,7 +47,12 @@ def assert_caught(name, error):
 
 
 def log_marginal_copy(model, x, k=5000, rng=None, max_rows=32768, combine=np.logaddexp):
-    """A copy of evaluate.log_marginal's chunked algorithm with the chunk combination as a parameter."""
+    """A plant, not a reference: log_marginal's chunked algorithm with the chunk combination as a parameter.
+
+    Only used to plant "chunks combined by max" for note 02.  The package's log_marginal is checked
+    against independent truths (the exact linear-Gaussian log p(x), quadrature) in
+    tests/test_log_marginal_truth.py, not against this copy (issue 17).
+    """
     x = model.check_x(x)
     n_per = max(1, min(len(x), max_rows // min(k, max_rows)))
     starts = range(0, len(x), n_per)
@@ -65,18 +70,6 @@ def log_marginal_copy(model, x, k=5000, rng=None, max_rows=32768, combine=np.log
             total = combine(total, _logsumexp(log_weights(log_px, z, mu, logvar), axis=0))
         out[start:start + B] = total - math.log(k)
     return out
-
-
-def test_log_marginal_copy_matches_the_package():
-    # the control for the chunk-combination plant: with log-sum-exp the copy is the package's function
-    model = VAE(5, [4], 2, dtype=np.float64, seed=0)
-    x = np.random.default_rng(1).uniform(size=(3, 5))
-    ours = log_marginal_copy(model, x, k=50, rng=np.random.default_rng(2), max_rows=20)
-    expected = evaluate.log_marginal(model, x, k=50, rng=np.random.default_rng(2), max_rows=20)
-    i = int(np.argmax(np.abs(ours - expected)))
-    assert np.allclose(ours, expected, rtol=0, atol=1e-12), (
-        f"the copy no longer draws and combines as evaluate.log_marginal does (update it): "
-        f"example {i}: ours {ours[i]!r} vs expected {expected[i]!r}")
 
 
 def test_note_02_catches_log_marginal_without_minus_log_k(monkeypatch):

@@ -190,3 +190,23 @@ def test_plan_counts_parameters_before_building():
     counted = sum(n for spec, d in ((model.encoder.spec, 784), (model.decoder.spec, 4)) for _, _, n in plan(spec, (d,)))
     assert counted == sum(p.size for p in model.params.values()), f"ours {counted} vs built {sum(p.size for p in model.params.values())}"
     assert set(ARCHITECTURES) == {"mlp", "conv"}
+
+
+def test_conv_runs_resume_bit_identically_and_refuse_another_arch(tmp_path, capsys):
+    """train --arch conv: 1 epoch then resumed to 2 equals 2 in one go; --arch mlp on resume is refused."""
+    from numpyvae.cli import main
+    common = ["--no-progress", "--no-plots", "--arch", "conv", "--hidden", "16", "--z-dim", "2", "--binarize", "dynamic",
+              "--batch-size", "128"]
+    assert main(["train", "--epochs", "2", "--out", str(tmp_path / "once"), *common]) == 0
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "twice"), *common]) == 0
+    assert main(["train", "--resume", str(tmp_path / "twice" / "checkpoint.npz"), "--epochs", "2", "--no-progress",
+                 "--no-plots"]) == 0
+    a = load_model(tmp_path / "once" / "checkpoint.npz")
+    b = load_model(tmp_path / "twice" / "checkpoint.npz")
+    assert a.config["arch"] == b.config["arch"] == "conv"
+    for name in a.params:
+        np.testing.assert_array_equal(b.params[name], a.params[name], err_msg=name)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "twice" / "checkpoint.npz"), "--epochs", "4", "--arch", "mlp",
+                 "--no-progress", "--no-plots"]) == 2
+    assert "--arch mlp (the run has conv)" in capsys.readouterr().err

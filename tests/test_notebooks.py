@@ -25,6 +25,7 @@ FIGURES = {
     "04-monte-carlo-kl-and-iwae.ipynb": 4,
     "05-training-a-vae.ipynb": 5,
     "06-latent-space-beta-and-collapse.ipynb": 6,
+    "07-convolutional-vaes.ipynb": 5,
 }
 
 
@@ -73,8 +74,8 @@ def problems(name, nb, package_hash=None):
     if not stamp:
         found.append(f"{name}: no execution stamp in its metadata (outputs missing or not stored by the script); {rerun}")
     else:
-        if stamp.get("code_hash") != RUNNER.code_hash(nb):
-            found.append(f"{name}: stale: its code cells changed since the outputs were stored; {rerun}")
+        if stamp.get("cells_hash") != RUNNER.cells_hash(nb):
+            found.append(f"{name}: stale: its cells (code or markdown) changed since the outputs were stored; {rerun}")
         files = stamp.get("package_files") or {}
         current = RUNNER.package_hash(files) if package_hash is None else package_hash
         if not isinstance(files, dict) or not any(f.endswith(".py") for f in files):
@@ -121,6 +122,7 @@ def test_the_checks_catch_each_kind_of_stale_or_missing_output():
     name = "05-training-a-vae.ipynb"
     good = _load(name)
     package_hash = good["metadata"]["numpyvae"]["package_hash"]   # as if the package were unchanged
+    good["metadata"]["numpyvae"]["cells_hash"] = RUNNER.cells_hash(good)   # as if just stamped
     assert problems(name, good, package_hash) == [], problems(name, good, package_hash)
 
     def planted(change):
@@ -131,7 +133,9 @@ def test_the_checks_catch_each_kind_of_stale_or_missing_output():
     code = lambda nb: [c for c in nb["cells"] if c["cell_type"] == "code"]
     edit = lambda nb: code(nb)[2].__setitem__("source", _text(code(nb)[2]["source"]) + "\n# edited")
     faults = {   # fault -> (the change, words the report must contain)
-        "code cells changed": (edit, "its code cells changed"),
+        "code cells changed": (edit, "its cells (code or markdown) changed"),
+        "a markdown sentence falsified": (lambda nb: next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+                                          .__setitem__("source", "A false sentence."), "its cells (code or markdown) changed"),
         "outputs cleared": (lambda nb: [c.update(outputs=[], execution_count=None) for c in code(nb)],
                             "execution counts"),
         "a figure missing": (lambda nb: next(c for c in code(nb) if any("image/png" in o.get("data", {})
@@ -151,3 +155,34 @@ def test_the_checks_catch_each_kind_of_stale_or_missing_output():
     files = good["metadata"]["numpyvae"]["package_files"]
     assert "numpyvae/vae.py" in files and "numpyvae/data/digits.csv.gz" in files, files
     assert "numpyvae/cli.py" not in files, "the stamp lists a module the notebook never imported"
+
+
+def test_regenerating_a_current_notebook_changes_no_byte(tmp_path, monkeypatch, capsys):
+    """A notebook whose stamp is current is not re-run: its file keeps every byte."""
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A"), nbformat.v4.new_code_cell("1 + 1")])
+    files = ["numpyvae/__init__.py"]
+    nb.metadata["numpyvae"] = {"cells_hash": RUNNER.cells_hash(nb), "package_files": {f: RUNNER.file_hash(f) for f in files},
+                               "package_hash": RUNNER.package_hash(files), "versions": {"numpy": "recorded only"}}
+    path = tmp_path / "current.ipynb"
+    nbformat.write(nb, path)
+    before = path.read_bytes()
+    monkeypatch.setattr(RUNNER, "execute", lambda p: pytest.fail("a current notebook was re-run"))
+    RUNNER.main([str(path)])
+    assert path.read_bytes() == before, "the file changed"
+    # and a stale one (a markdown edit) is re-run
+    nb.cells[0].source = "# B"
+    nbformat.write(nb, path)
+    ran = []
+    monkeypatch.setattr(RUNNER, "execute", lambda p: ran.append(p) or 0.0)
+    RUNNER.main([str(path)])
+    assert ran, "a notebook whose markdown changed was not re-run"
+
+
+def test_stream_outputs_are_stored_merged():
+    outs = [{"output_type": "stream", "name": "stdout", "text": "a\n"},
+            {"output_type": "stream", "name": "stdout", "text": ["b", "\n"]},
+            {"output_type": "display_data", "data": {}, "metadata": {}},
+            {"output_type": "stream", "name": "stdout", "text": "c"}]
+    merged = RUNNER.merge_streams(outs)
+    assert [o.get("text") for o in merged] == ["a\nb\n", None, "c"], merged

@@ -55,9 +55,32 @@ def test_test_elbo_samples_z():
 def test_kl_warmup_rises_linearly_to_beta():
     t = make(warmup_epochs=2, beta=0.5)
     hist = t.run(3)
-    steps_per_epoch = 7                          # ceil(100 / 16)
-    assert hist[0]["beta"] == pytest.approx(0.5 * steps_per_epoch / 14)
-    assert hist[1]["beta"] == hist[2]["beta"] == 0.5
+    # the logged beta is the mean the epoch's 7 steps (ceil(100 / 16)) used, weighted by batch size
+    sizes = [16] * 6 + [4]
+    for epoch in range(3):
+        steps = range(7 * epoch, 7 * epoch + 7)
+        expected = sum(size * 0.5 * min(1.0, s / 14) for size, s in zip(sizes, steps)) / 100
+        assert hist[epoch]["beta"] == pytest.approx(expected), f"epoch {epoch + 1}: ours {hist[epoch]['beta']} vs expected {expected}"
+    assert hist[2]["beta"] == 0.5
+
+
+def test_warmup_history_gap_is_the_steps_beta_weighted_kl(monkeypatch):
+    """Issue 17, item 3: neg_elbo - objective is the per-step (1 - beta) KL summed over the epoch."""
+    t = make(warmup_epochs=3)
+    seen = []
+    original = t.model.loss_and_grads
+
+    def recording(xb, **kw):
+        out = original(xb, **kw)
+        seen.append((len(xb), kw["beta"], float(np.mean(t.model.last_estimate.kl))))
+        return out
+    monkeypatch.setattr(t.model, "loss_and_grads", recording)
+    row = t.run(1)[0]
+    n = sum(size for size, _, _ in seen)
+    gap = sum(size * (1 - beta) * kl for size, beta, kl in seen) / n
+    assert row["train_neg_elbo"] - row["train_objective"] == pytest.approx(gap, rel=1e-6), (
+        f"ours {row['train_neg_elbo'] - row['train_objective']} vs expected {gap}")
+    assert row["beta"] == pytest.approx(sum(size * beta for size, beta, _ in seen) / n)
 
 
 def test_nan_stops_with_the_step_named():

@@ -12,14 +12,25 @@ ours vs expected, and a HINT read off the numbers (sign flipped, averaged
 instead of summed, missing .T, never written, variance used as standard
 deviation, ...).  ``grade_*`` return the Report without raising.
 
-For a lecturer (``python -m numpyvae.exercises --help``)::
+A check cell runs the *public* cases in the student's own kernel
+("all public checks passed; hidden checks run when graded").
+
+For a lecturer (``python -m numpyvae.exercises --help``; the guide is
+notebooks/homework/README.md)::
 
     python -m numpyvae.exercises make-student notebooks/homework --out handout/
-    python -m numpyvae.exercises grade submission.ipynb
+    python -m numpyvae.exercises make-manifest notebooks/homework/01-backward-passes.ipynb --out hw1.json
+    python -m numpyvae.exercises grade --manifest hw1.json submissions/ --csv grades.csv --json-dir results/
+
+``grade`` never runs a submission's code in its own process: each exercise
+runs in a runner process (``runner``), and the judge (``grader``) computes
+every verdict from the outputs it returns.
 
 Modules: ``report`` (verdicts), ``diagnose`` (hints from the numbers),
 ``guard`` (the student's exceptions as sentences), ``checks`` (the
-exercises), ``notebook`` (student versions and grading a notebook).
+exercises: cases, run, judge), ``manifest`` (the instructor's assignment),
+``runner`` (where student code runs), ``grader`` (the judge),
+``notebook`` (reading notebooks, student versions).
 """
 from .checks import (EXERCISES, check_activation, check_bernoulli, check_fixed_gaussian, check_gradient, check_kl,
                      check_kl_diag, check_linear, check_reparameterize, check_vae_backward, grade_activation,

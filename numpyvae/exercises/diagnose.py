@@ -16,12 +16,29 @@ When the two differ, ``hint`` looks for the relations typical slips leave:
 * ours matches the gradient of the student's *own* forward -> the backward
   is consistent, the forward is what is wrong (a gradient check alone passes)
 """
+import contextlib
+
 import numpy as np
 
 from .. import gradcheck
 from .report import FAIL, PASS, Part
 
 CLOSE = 1e-6       # relative error under which "ours is that array" is believed
+TOL32 = 1e-5       # a float32 answer (or one computed from float32 inputs) passes below this relative error;
+                   # float64 answers pass below gradcheck.TOL = 1e-7 (a forward difference does not)
+
+
+_SINGLE = [False]   # the precision of the case being judged (checks.judge sets it per case)
+
+
+@contextlib.contextmanager
+def inputs_float32(flag):
+    """Within: compare() judges at float32 precision when ``flag`` (the case's inputs were float32)."""
+    _SINGLE.append(bool(flag))
+    try:
+        yield
+    finally:
+        _SINGLE.pop()
 
 
 def _close(a, b):
@@ -96,7 +113,8 @@ def shape_hint(ours, expected):
     return ""
 
 
-def compare(name, ours, expected, factors=None, alternatives=None, where=None, own=None, planted_nan=False):
+def compare(name, ours, expected, factors=None, alternatives=None, where=None, own=None, planted_nan=False,
+            single=None):
     """Grade the array ``ours`` against ``expected``: a Part with a detail and a hint.
 
     factors     : {"B": (4, "the batch")} -- sizes a slip may multiply or divide by
@@ -104,14 +122,21 @@ def compare(name, ours, expected, factors=None, alternatives=None, where=None, o
     where       : {"where x < 0": mask or (mask, advice)} -- conditions the wrong entries may share
     own         : the gradient of the student's own forward (self-consistency), or None
     planted_nan : the grader filled ours with NaN before the call (all NaN = never written)
+    single      : the inputs were float32: judged at float32 precision (TOL32) whatever ours's dtype;
+                  a float32 answer to float64 inputs is judged at TOL32 too, with a note saying so
     """
     expected = np.asarray(expected, dtype=np.float64)
     if ours is None:
         return Part(name, FAIL, "ours is None", "nothing was returned or stored: a missing return statement?")
     try:
+        dtype = np.asarray(ours).dtype
         ours = np.asarray(ours, dtype=np.float64)
     except (TypeError, ValueError):
         return Part(name, FAIL, f"ours is a {type(ours).__name__}, expected an array of shape {expected.shape}")
+    single = _SINGLE[-1] if single is None else single
+    low = single or dtype in (np.float32, np.float16)
+    note = (f" (ours is {dtype}, the inputs float64: judged at float32 precision, relative error < {TOL32:g})"
+            if low and not single else "")
     if ours.shape != expected.shape:
         known = [s for s, alt in (alternatives or {}).items() if _close(ours, np.asarray(alt, dtype=np.float64))]
         return Part(name, FAIL, f"ours has shape {ours.shape}, expected {expected.shape}",
@@ -126,9 +151,9 @@ def compare(name, ours, expected, factors=None, alternatives=None, where=None, o
                     sentence)
     floor = gradcheck.FLOOR * max(1.0, float(np.abs(expected).max(initial=0)))     # as gradcheck: 1e-4 * max(1, |scale|)
     check = gradcheck.compare(name, ours, expected, floor=floor)
-    detail = str(check)[len(name) + 2:]
-    if check.passed:
-        return Part(name, PASS, f"relative error {check.error:.1e}")
+    detail = str(check)[len(name) + 2:] + note
+    if (check.error < TOL32) if low else check.passed:
+        return Part(name, PASS, f"relative error {check.error:.1e}{note}")
     sentence = hint(ours, expected, factors, alternatives, where)
     if own is not None and _close(ours, np.asarray(own, dtype=np.float64)):
         sentence += (" Ours matches the gradient of your own forward, so a gradient check of your code alone "
