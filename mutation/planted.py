@@ -26,7 +26,7 @@ WORK = os.path.join(os.environ.get("NUMPYVAE_MUTATION_WORK", "/tmp/numpyvae-muta
 # failure here is a failure of the README's `pytest`.  Slower hypothesis-driven files are left out.
 PATHS = ["tests/test_estimators.py", "tests/test_values.py", "tests/test_beta_and_clip.py", "tests/test_gradcheck_numbers.py",
          "derivations/02-importance-sampling.md", "derivations/06-reparameterization.md", "derivations/08-iwae.md",
-         "derivations/11-beta-warmup.md"]
+         "derivations/11-beta-warmup.md", "tests/test_conv.py", "tests/test_network.py", "derivations/12-convolution.md"]
 
 # name: (what is wrong, [(file, exact old text, new text), ...])
 PLANTS = {
@@ -60,10 +60,26 @@ PLANTS = {
              "    fw = log_weights(log_px, z, mu, logvar, 1.0)[..., None] / K\n")]),
     "encoder-clip-mask": (
         "the encoder's log-variance clip mask ignored in the backward pass", [
-            ("numpyvae/vae.py", "        dlogvar *= self._enc_mask", "        pass")]),
+            ("numpyvae/posterior.py", "np.concatenate([dmu, dlogvar * inside], axis=1)",
+             "np.concatenate([dmu, dlogvar], axis=1)")]),
     "decoder-clip-mask": (
         "the decoder's log-variance clip mask ignored in the backward pass", [
-            ("numpyvae/vae.py", "dlogvar * self._dec_mask.reshape(dlogvar.shape)", "dlogvar")]),
+            ("numpyvae/vae.py", "dlogvar * dec_mask.reshape(dlogvar.shape)", "dlogvar")]),
+    # the convolution's backward pass (issue 19): derivations/12-convolution.md, eq. (C3)
+    "conv-unflipped-kernel": (
+        "Conv2d's dx takes every window's gradient with the kernel rotated by 180 degrees", [
+            ("numpyvae/conv.py", "+= cols_t[:, u, v]", "+= cols_t[:, kh - 1 - u, kw - 1 - v]")]),
+    "conv-missing-stride": (
+        "col2im puts window (i, j)'s gradient at (i, j) instead of (s i, s j): the stride dropped in dx", [
+            ("numpyvae/conv.py", "dxp[:, :, u:u + stride * (Ho - 1) + 1:stride, v:v + stride * (Wo - 1) + 1:stride] +=",
+             "dxp[:, :, u:u + Ho, v:v + Wo] +=")]),
+    "conv-dropped-padding-gradient": (
+        "dx cut from the padded gradient at the corner instead of after the padding", [
+            ("numpyvae/conv.py", "return dxp[:, :, padding:padding + H, padding:padding + W].transpose(1, 0, 2, 3)",
+             "return dxp[:, :, :H, :W].transpose(1, 0, 2, 3)")]),
+    "conv-db-batch-only": (
+        "Conv2d's db summed over the rows of one example only", [
+            ("numpyvae/conv.py", 'grads["b"] += d.sum(axis=0)', 'grads["b"] += d[:Ho * Wo].sum(axis=0)')]),
 }
 
 

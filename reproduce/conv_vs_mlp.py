@@ -1,6 +1,7 @@
 """The convolutional VAE next to the MLP VAE: same epochs, and the MLP again at the conv's wall-clock time.
 
     python reproduce/conv_vs_mlp.py [--dataset mnist] [--epochs 3] [--n-test 500] [--eval-k 5000] [--quick]
+    python reproduce/conv_vs_mlp.py --eval-only --n-test 100     # evaluate the runs trained before, again
 
 Both models are trained by the command line exactly as a user would
 (``numpyvae train --dataset D --arch conv|mlp --epochs E``, the dataset's
@@ -44,8 +45,13 @@ def train(args, out, arch, epochs, resume=None):
         cmd += ["--resume", resume]
     if args.quick:
         cmd += ["--hidden", "32", "--z-dim", "4"]
-    log(" ".join(cmd))
-    subprocess.run([sys.executable, "-m", "numpyvae", *cmd[1:]], check=True, stdout=subprocess.DEVNULL)
+    if not args.eval_only:
+        log(" ".join(cmd))
+        subprocess.run([sys.executable, "-m", "numpyvae", *cmd[1:]], check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(out, "command.txt"), "w") as f:
+            f.write(" ".join(cmd) + "\n")
+    with open(os.path.join(out, "command.txt")) as f:
+        cmd = [os.path.relpath(a, os.getcwd()) if a.startswith(os.sep) else a for a in f.read().split()]
     with open(os.path.join(out, "history.json")) as f:
         text = f.read()
     rows = json.loads(text) if text.lstrip().startswith("[") else [json.loads(line) for line in text.splitlines() if line]
@@ -72,6 +78,8 @@ def main(argv=None):
     p.add_argument("--n-test", type=int, default=500)
     p.add_argument("--eval-k", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-only", action="store_true",
+                   help="evaluate the runs a previous call trained (in OUT/runs), without training again")
     p.add_argument("--quick", action="store_true", help="digits, 1 epoch, tiny models, K = 20 (seconds; for the tests)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
@@ -81,14 +89,14 @@ def main(argv=None):
     out = results_dir(f"conv_vs_mlp_{args.dataset}" + ("_quick" if args.quick else ""), args.out)
     runs = {name: os.path.join(out, "runs", name) for name in ("conv", "mlp", "mlp_same_time")}
     for path in runs.values():
-        if os.path.exists(path):
+        if os.path.exists(path) and not args.eval_only:
             subprocess.run(["rm", "-r", path], check=True)      # this script's own scratch runs, re-made
 
     commands, seconds = {}, {}
     commands["conv"], seconds["conv"] = train(args, runs["conv"], "conv", args.epochs)
     commands["mlp"], seconds["mlp"] = train(args, runs["mlp"], "mlp", args.epochs)
     conv_time, mlp_epoch = sum(seconds["conv"]), float(np.mean(seconds["mlp"]))
-    same_epochs = max(args.epochs, int(conv_time // mlp_epoch))
+    same_epochs = max(args.epochs, int(conv_time // mlp_epoch)) if not args.eval_only else None
     commands["mlp_same_time"], all_seconds = train(args, runs["mlp_same_time"], "mlp", same_epochs,
                                                    resume=os.path.join(runs["mlp"], "checkpoint.npz"))
     seconds["mlp_same_time"] = all_seconds

@@ -227,6 +227,14 @@ def normalise(latex):
     return re.sub(r"\s+", " ", s).strip()
 
 
+def reader(note):
+    """The notation a note is read in: note 12 writes entries with index arithmetic (displayed_formulas_conv)."""
+    if note == "12-convolution.md":
+        import displayed_formulas_conv
+        return displayed_formulas_conv.normalise
+    return normalise
+
+
 RELATION = re.compile(r"=:|\\ge(?:q)?\b|\\le(?:q)?\b|\\approx|\\sim|=")
 
 
@@ -260,7 +268,7 @@ def equations(label):
     """The displayed block LABEL as a list of chains [(side0, rel0, side1, rel1, side2, ...)], parsed."""
     labelled, _ = note_blocks()
     note, latex = labelled[label]
-    s = normalise(latex)
+    s = reader(note)(latex)
     out = []
     for eq, _ in split_top(s, re.compile(r"\\qquad|\\quad")):
         eq = eq.strip().rstrip(".,").strip()

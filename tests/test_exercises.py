@@ -22,6 +22,8 @@ from numpyvae.exercises.runner import execute
 from numpyvae.gradcheck import check_function
 
 HOMEWORK = os.path.join(os.path.dirname(__file__), "..", "notebooks", "homework")
+# registered exercises whose master is not written yet, and where their grader is tested meanwhile
+PENDING = {"conv2d": "homework 3 (tests/test_conv_homework.py, tests/test_grading.py)"}
 MASTERS = sorted(os.path.join(HOMEWORK, f) for f in os.listdir(HOMEWORK) if f.endswith(".ipynb"))
 
 
@@ -78,7 +80,8 @@ def test_master_solutions_pass_every_part(master):
 
 def test_every_exercise_is_in_a_master():
     listed = [e for m in MASTERS for e in read_notebook(m)["metadata"]["numpyvae"]["exercises"]]
-    assert sorted(listed) == sorted(EXERCISES), f"ours {sorted(listed)} vs expected {sorted(EXERCISES)}"
+    expected = sorted(set(EXERCISES) - set(PENDING))
+    assert sorted(listed) == expected, f"ours {sorted(listed)} vs expected {expected}"
 
 
 @pytest.mark.parametrize("seed", [1, 7])
@@ -86,7 +89,7 @@ def test_master_solutions_pass_other_seeds(seed):
     namespace = {}
     for master in MASTERS:
         namespace.update(run_cells(read_notebook(master))[0])
-    for exercise in EXERCISES:
+    for exercise in set(EXERCISES) - set(PENDING):
         report = grade_names(exercise, namespace, seed=seed)
         assert report.passed, f"seed {seed}: ours\n{report}\nvs expected every part PASS"
 
@@ -606,6 +609,8 @@ def test_a_check_never_compares_an_answer_with_itself():
         return {k: (v * (1 + 1e-4) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v)
                 for k, v in out.items()}
     for key, ex in checks.EXERCISES.items():
+        if key in PENDING:
+            continue
         cases = ex.cases(0, 1)
         ns = {}
         for master in MASTERS:
@@ -707,7 +712,8 @@ def test_tolerances_and_messages_of_compare():
 
 def test_public_and_hidden_cases_are_what_the_guide_says():
     from numpyvae.exercises import checks
-    public = {"linear": {"x": (4, 5), "W": (5, 3)}, "tanh": {"x": (4, 5)}, "relu": {"x": (4, 5)},
+    public = {"conv2d": {"x": (4, 2, 7, 6), "W": (3, 2, 3, 3)},
+              "linear": {"x": (4, 5), "W": (5, 3)}, "tanh": {"x": (4, 5)}, "relu": {"x": (4, 5)},
               "bernoulli": {"x": (4, 6)}, "reparameterize": {"mu": (4, 3)}, "kl": {"mu": (4, 3)},
               "vae": {"x": (4, 6)}, "fixed_gaussian": {"x": (4, 6)}, "kl_diag": {"mu": (4, 3)}}
     for key, ex in checks.EXERCISES.items():

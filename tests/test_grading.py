@@ -363,3 +363,23 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     g = grade_submission(str(fifo), A1, timeout=5)
     assert g.score == 0 and "not a regular file" in g.error, g.error
+
+
+# ---- homework 3: Conv2d, declared in the registry, graded like the others ----------------------------
+
+def test_conv2d_is_graded_in_a_runner_and_the_references_are_detected(tmp_path):
+    conv = manifest.Assignment("hw3", {"conv2d": {"dx": 1, "dW": 1, "db": 1, "forward": 1}}, 99)
+
+    def nb(source):
+        return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [hs.code(source)]}
+    g = graded(tmp_path, nb(hs.CONV2D_RIGHT), conv)
+    assert g.score == 4, show(g)
+    assert "hidden case 3 (N=3, C=2, F=2, k=3, stride 2, padding 1, float32)" not in show(g)
+    for cheat, what in ((hs.CONV2D_PACKAGE, "numpyvae/conv.py: Conv2d"),
+                        (hs.CONV2D_GRADER_LOOPS, "numpyvae/exercises/conv_checks.py: conv_forward_loops")):
+        g = graded(tmp_path, nb(cheat), conv)
+        assert g.score == 0 and what in show(g), show(g)
+    slip = hs.CONV2D_RIGHT.replace("self.dW, self.db = dW, dout.sum(axis=(0, 2, 3))",
+                                   "self.dW, self.db = dW, dout.sum(axis=(0, 2, 3)) / dout.shape[0]")
+    g = graded(tmp_path, nb(slip), conv)
+    assert g.score == 3 and "averaged over the batch" in show(g), show(g)

@@ -35,6 +35,7 @@ from ..vae import VAE
 from .diagnose import compare, inputs_float32
 from .guard import NotWritten, StudentError, call
 from .report import FAIL, TODO, Part, Report
+from . import conv_checks as _conv                   # homework 3's exercise (Conv2d); it imports this module lazily
 
 
 @dataclass
@@ -657,6 +658,10 @@ EXERCISES = {e.key: e for e in [
              forbidden=(("distributions.py", "gaussian_log_prob"), ("distributions.py", "gaussian_log_prob_grads"))),
     Exercise("kl_diag", "KL to N(m0, exp(logvar0))", ("kl_diag", "kl_diag_grads"),
              ("kl", "kl at m0 = 0, logvar0 = 0", "dmu", "dlogvar"), kl_diag_cases, kl_diag_run, kl_diag_judge),
+    Exercise("conv2d", "Conv2d", ("Conv2d",), ("forward", "dx", "dW", "db"), _conv.conv2d_cases, _conv.conv2d_run,
+             _conv.conv2d_judge, forbidden=(("conv.py", "Conv2d.*"), ("conv.py", "im2col"), ("conv.py", "col2im"),
+                                            ("exercises/conv_checks.py", "conv_forward_loops"),
+                                            ("exercises/conv_checks.py", "conv_backward_loops"))),
 ]}
 
 
