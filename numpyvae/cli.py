@@ -599,16 +599,16 @@ def _image_shape(meta, model, path):
 
 
 def cmd_sample(args):
-    from . import plots
-    source = ckpt.read(args.checkpoint)          # read once: the model and its image shape from one read
-    model = ckpt.load_model(source)
-    shape = _image_shape(ckpt.run_info(source), model, args.checkpoint)
     if os.path.isdir(args.out):
         raise InputError(f"--out {args.out!r}: is a folder, expected a file name such as "
                          f"{os.path.join(args.out, 'samples.png')!r}")
     if not args.out.lower().endswith(".png"):    # the file is a PNG whatever its name: the name must say so
         raise InputError(f"--out {args.out!r}: expected a file name ending in .png (the samples are written as PNG)")
     refuse_non_regular(args.out, f"--out {args.out!r}")     # before drawing: a link, a FIFO, a device
+    source = ckpt.read(args.checkpoint)          # read once: the model and its image shape from one read
+    model = ckpt.load_model(source)
+    shape = _image_shape(ckpt.run_info(source), model, args.checkpoint)
+    from . import plots                          # matplotlib is imported only once there is something to draw
     figure = plots.prior_samples(model, shape, np.random.default_rng(args.seed), n=args.n)
     try:
         path = plots.save_figure(figure, args.out)

@@ -112,6 +112,9 @@ class Linear(Layer):
         """x: (N, D_in) -> out: (N, D_out), cache = x."""
         if getattr(x, "ndim", 0) != 2 or x.shape[1] != self.W.shape[0]:
             raise InputError(f"x: expected shape (N, {self.W.shape[0]}), got {getattr(x, 'shape', type(x).__name__)}")
+        if self.b.shape != (self.W.shape[1],):      # W or b replaced by an array of another width
+            raise InputError(f"W, b: shapes {self.W.shape} and {self.b.shape} do not fit together (was one replaced "
+                             "by an array of another width?); write into the parameters in place")
         out = x @ self.W
         out += self.b
         return out, x

@@ -280,3 +280,13 @@ def test_a_model_deep_copied_while_another_thread_trains_it_holds_one_steps_para
                if all(np.array_equal(twin.params[n], state[n]) for n in state)]
     print(f"the copy's parameters equal those {matches or 'of NO single step'}; the step happened: {stepped.is_set()}")
     assert stepped.is_set() and matches == ["before the step"]
+
+
+def test_a_layer_weight_replaced_by_another_width_is_refused_not_a_traceback():
+    model = small_model()
+    model.encoder.layers[0].W = np.zeros((64, 10), np.float32)       # behind params' back
+    x = x_digits(4)
+    for call in (lambda: model.loss_and_grads(x, rng=np.random.default_rng(0)),
+                 lambda: model.estimate(x, np.random.default_rng(0)), lambda: model.encode(x)):
+        with pytest.raises(InputError, match="W, b: shapes"):
+            call()

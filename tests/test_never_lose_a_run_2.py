@@ -44,6 +44,22 @@ def train(cwd, out, epochs, *extra):
     assert code == 0, f"training {out} ended with {code}: {err}"
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Runs trained once for the module (1 and 2 epochs, seed 0): tests copy them instead of training."""
+    root = tmp_path_factory.mktemp("trained")
+    for epochs in (1, 2):
+        train(root, f"e{epochs}", epochs)
+    return root
+
+
+def copy_run(runs, epochs, to):
+    """A copy of the module's run of ``epochs`` epochs at ``to`` (its parents created)."""
+    import shutil
+    shutil.copytree(runs / f"e{epochs}", to)
+    return to
+
+
 def digest(folder):
     """name -> sha256 of every regular file in a folder (what a run holds)."""
     return {name: hashlib.sha256(open(os.path.join(folder, name), "rb").read()).hexdigest()
@@ -59,11 +75,10 @@ def epoch_of(path):
 
 @POSIX
 @pytest.mark.parametrize("how", ["link to the folder", "absolute path through a linked project"])
-def test_force_never_removes_the_run_being_resumed_under_another_name(tmp_path, how):
+def test_force_never_removes_the_run_being_resumed_under_another_name(tmp_path, how, runs):
     """`ln -s runs/a linka; train --resume linka/checkpoint.npz --out runs/a --force` resumes it in place."""
     real = tmp_path / "real"
-    (real / "runs").mkdir(parents=True)
-    train(real, "runs/a", 2)
+    copy_run(runs, 2, real / "runs" / "a")
     if how == "link to the folder":
         os.symlink("runs/a", real / "linka")
         cwd, resume, out = real, "linka/checkpoint.npz", "runs/a"
@@ -80,10 +95,9 @@ def test_force_never_removes_the_run_being_resumed_under_another_name(tmp_path, 
 
 
 @POSIX
-def test_resuming_in_place_through_a_link_without_force_is_not_refused(tmp_path):
+def test_resuming_in_place_through_a_link_without_force_is_not_refused(tmp_path, runs):
     """Without --force the same resume is not refused as 'an old run' (and never advised to use --force)."""
-    (tmp_path / "runs").mkdir()
-    train(tmp_path, "runs/a", 1)
+    copy_run(runs, 1, tmp_path / "runs" / "a")
     os.symlink("runs/a", tmp_path / "linka")
     code, _, err = numpyvae_cli("train", "--resume", "linka/checkpoint.npz", "--out", "runs/a", "--epochs", 2,
                                 *TINY[-2:], cwd=tmp_path)
@@ -96,9 +110,9 @@ def test_resuming_in_place_through_a_link_without_force_is_not_refused(tmp_path)
 @pytest.mark.parametrize("bad", [["--batch-size", "5000"], ["--z-dim", "9000000"],
                                  ["--dataset", "mnist", "--data-dir", "no-such-folder"]],
                          ids=["batch-size", "z-dim", "missing data"])
-def test_force_removes_nothing_when_an_option_is_refused(tmp_path, bad):
+def test_force_removes_nothing_when_an_option_is_refused(tmp_path, bad, runs):
     """`train --out fr --force --batch-size 5000` fails in one line and leaves the old run byte for byte."""
-    train(tmp_path, "fr", 2)
+    copy_run(runs, 2, tmp_path / "fr")
     before = digest(tmp_path / "fr")
     argv = ["train", "--out", "fr", "--force", "--epochs", "1", "--no-plots", "--quiet"]
     code, _, err = numpyvae_cli(*argv, "--hidden", "16", *bad, cwd=tmp_path)
@@ -139,9 +153,9 @@ def test_a_planted_lock_link_is_refused_and_its_target_untouched(tmp_path, kind)
 
 @POSIX
 @pytest.mark.parametrize("kind", ["symlink to a file", "symlink to /dev/null", "fifo"])
-def test_sample_out_that_is_not_a_regular_file_is_refused(tmp_path, kind):
+def test_sample_out_that_is_not_a_regular_file_is_refused(tmp_path, kind, runs):
     """`sample --out L` where L is a link or a FIFO: refused in one line, L (and what it points to) unchanged."""
-    train(tmp_path, "run", 1)
+    copy_run(runs, 1, tmp_path / "run")
     target = tmp_path / "elsewhere.png"
     target.write_bytes(b"not ours")
     out = tmp_path / "out.png"
@@ -159,9 +173,9 @@ def test_sample_out_that_is_not_a_regular_file_is_refused(tmp_path, kind):
 
 
 @POSIX
-def test_a_run_file_that_is_a_link_is_refused_before_training(tmp_path):
+def test_a_run_file_that_is_a_link_is_refused_before_training(tmp_path, runs):
     """history.json as a link to another file: refused up front, not after an epoch; the link's target kept."""
-    train(tmp_path, "run", 1)
+    copy_run(runs, 1, tmp_path / "run")
     other = tmp_path / "other.json"
     other.write_text("[]")
     os.unlink(tmp_path / "run" / "history.json")
@@ -203,9 +217,9 @@ def swapped_cli(cwd, path, a, b, *argv):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def test_resume_reads_the_checkpoint_once_while_it_is_replaced(tmp_path):
+def test_resume_reads_the_checkpoint_once_while_it_is_replaced(tmp_path, runs):
     """Resuming from a checkpoint another trainer rewrites: model, counters and Adam all from one version."""
-    train(tmp_path, "src", 1)
+    copy_run(runs, 1, tmp_path / "src")
     (tmp_path / "a.npz").write_bytes((tmp_path / "src" / "checkpoint.npz").read_bytes())      # epoch 1
     train(tmp_path, "src2", 2, "--seed", "5")      # another run (the same seed would be the same trajectory)
     (tmp_path / "b.npz").write_bytes((tmp_path / "src2" / "checkpoint.npz").read_bytes())     # epoch 2
@@ -229,9 +243,9 @@ def test_resume_reads_the_checkpoint_once_while_it_is_replaced(tmp_path):
             assert same, f"{key} differs: the resumed run mixed two versions of the checkpoint"
 
 
-def test_evaluate_reads_the_checkpoint_once_while_it_is_replaced(tmp_path):
+def test_evaluate_reads_the_checkpoint_once_while_it_is_replaced(tmp_path, runs):
     """evaluate while the checkpoint is replaced: one run's model with that same run's binarization."""
-    train(tmp_path, "plain", 2)
+    copy_run(runs, 2, tmp_path / "plain")
     train(tmp_path, "thresh", 2, "--binarize", "threshold", "--seed", "3")
     a, b = tmp_path / "plain" / "checkpoint.npz", tmp_path / "thresh" / "checkpoint.npz"
     code, truth, err = numpyvae_cli("evaluate", a, cwd=tmp_path)
@@ -246,8 +260,8 @@ def test_evaluate_reads_the_checkpoint_once_while_it_is_replaced(tmp_path):
 
 # ---- 9. --log-marginal: bounded, progress in a log, Ctrl-C within a second --------------------------------------
 
-def test_log_marginal_k_is_bounded_on_the_command_line(tmp_path):
-    train(tmp_path, "run", 1)
+def test_log_marginal_k_is_bounded_on_the_command_line(tmp_path, runs):
+    copy_run(runs, 1, tmp_path / "run")
     code, _, err = numpyvae_cli("evaluate", "run/checkpoint.npz", "--log-marginal", 10**12, cwd=tmp_path, timeout=60)
     print(f"exit ours {code} vs 2; stderr {err!r}")
     assert code == 2 and "--log-marginal" in err and "1000000" in err
