@@ -135,6 +135,9 @@ class Linear(Layer):
 class ReLU(Layer):
     """out = max(x, 0); dx = dout * [x > 0]."""
 
+    # the step-through forward's cache under its name in the formula (lectures subclass and read it)
+    mask = property(lambda self: getattr(self, "cache", None), doc="[x > 0] of the last forward")
+
     def call(self, x):
         return np.maximum(x, 0, dtype=x.dtype), x > 0
 
@@ -144,6 +147,9 @@ class ReLU(Layer):
 
 class LeakyReLU(Layer):
     """out = x if x > 0 else slope * x; dx = dout * (1 or slope)."""
+
+    # the step-through forward's cache under its name in the formula (lectures subclass and read it)
+    mask = property(lambda self: getattr(self, "cache", None), doc="[x > 0] of the last forward")
 
     def __init__(self, slope=0.01):
         self.slope = check_float("slope", slope)
@@ -158,6 +164,9 @@ class LeakyReLU(Layer):
 
 class Tanh(Layer):
     """out = tanh(x); dx = dout * (1 - out^2)."""
+
+    # the step-through forward's cache under its name in the formula (lectures subclass and read it)
+    out = property(lambda self: getattr(self, "cache", None), doc="tanh(x) of the last forward")
 
     def call(self, x):
         out = np.tanh(x)
@@ -181,6 +190,9 @@ def softplus(x):
 class Sigmoid(Layer):
     """out = 1 / (1 + exp(-x)); dx = dout * out * (1 - out)."""
 
+    # the step-through forward's cache under its name in the formula (lectures subclass and read it)
+    out = property(lambda self: getattr(self, "cache", None), doc="sigmoid(x) of the last forward")
+
     def call(self, x):
         out = sigmoid(x)
         return out, out
@@ -191,6 +203,9 @@ class Sigmoid(Layer):
 
 class Softplus(Layer):
     """out = log(1 + exp(x)); dx = dout * sigmoid(x)."""
+
+    # the step-through forward's cache under its name in the formula (lectures subclass and read it)
+    x = property(lambda self: getattr(self, "cache", None), doc="the input of the last forward")
 
     def call(self, x):
         return softplus(x), x
