@@ -252,7 +252,7 @@ def conv_time_shares(batch, steps=5):
 
 
 PEAK_SCRIPT = """
-import os, resource, sys
+import os, sys
 sys.path.insert(0, {here!r})
 import side_by_side as b
 step = b.{maker}(128{extra})
@@ -261,7 +261,9 @@ with open("/proc/self/statm") as f:
     before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 for _ in range(3):
     step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+with open("/proc/self/status") as f:   # VmHWM: this process's peak (ru_maxrss would carry the parent's over fork)
+    peak = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+print(peak - before)
 """
 
 
