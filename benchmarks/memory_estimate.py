@@ -1,6 +1,6 @@
 """Peak memory of `numpyvae train` against numpyvae.memory's estimate.
 
-    python benchmarks/memory_estimate.py [--configs "--z-dim 50000" "--hidden 2000 2000"]
+    python benchmarks/memory_estimate.py [--configs "--z-dim 50000" "--hidden 2000 2000" "--arch conv"]
 
 Each configuration trains the digits for one epoch (float32, Adam, no
 figures) in a subprocess; the peak resident memory of that subprocess
@@ -35,8 +35,9 @@ def main():
         parsed = argparse.ArgumentParser()
         parsed.add_argument("--z-dim", type=int, default=d["z_dim"])
         parsed.add_argument("--hidden", type=int, nargs="+", default=d["hidden"])
+        parsed.add_argument("--arch", default="mlp")
         ns = parsed.parse_args(argv)
-        config = check_config(data.x_dim, ns.hidden, ns.z_dim)
+        config = check_config(data.x_dim, ns.hidden, ns.z_dim, arch=ns.arch, image_shape=(1, *data.image_shape))
         estimate = training_bytes(config, "adam", max(d["batch_size"], min(1000, len(data.x_test))))
         with tempfile.TemporaryDirectory() as out:
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
