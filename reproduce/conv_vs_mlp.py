@@ -68,7 +68,14 @@ def evaluate(path, x_test, args):
     n = len(x_test)
     return dict(neg_elbo=-float(elbo.mean()), neg_elbo_se=float(elbo.std(ddof=1) / np.sqrt(n)),
                 log_px=float(log_px.mean()), log_px_se=float(log_px.std(ddof=1) / np.sqrt(n)),
-                eval_seconds=round(time.perf_counter() - t, 1), n_params=sum(p.size for p in model.params.values()))
+                eval_seconds=round(time.perf_counter() - t, 1), n_params=sum(p.size for p in model.params.values()),
+                per_image_log_px=log_px.astype(np.float64))
+
+
+def paired(a, b):
+    """Mean and standard error of the per-image difference a - b (the same images for both)."""
+    d = a - b
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def main(argv=None):
@@ -109,6 +116,8 @@ def main(argv=None):
         results[name] = dict(evaluate(os.path.join(path, "checkpoint.npz"), x_test, args),
                              epochs=len(seconds[name]), train_seconds=round(sum(seconds[name]), 1),
                              command=commands[name])
+    per_image = {name: r.pop("per_image_log_px") for name, r in results.items()}
+    differences = {f"conv - {other}": paired(per_image["conv"], per_image[other]) for other in ("mlp", "mlp_same_time")}
     label = {"conv": "conv VAE", "mlp": "MLP VAE, same epochs", "mlp_same_time": "MLP VAE, same wall-clock time"}
     rows = [[label[n], r["epochs"], f"{r['train_seconds']:.0f}", f"{r['n_params']:,}",
              f"{r['neg_elbo']:.2f} ± {r['neg_elbo_se']:.2f}", f"{-r['log_px']:.2f} ± {r['log_px_se']:.2f}"]
@@ -118,9 +127,12 @@ def main(argv=None):
     notes = (f"{args.dataset}, the first {args.n_test} test images binarized once (seed {args.seed}); ± is the standard "
              "error over those images. −log p(x) is the importance-sampled estimate (a stochastic upper bound on "
              "the true −log p(x)). Training seconds are the trainer's own per-epoch times summed (each epoch's "
-             "end-of-epoch test evaluation included, for both models). Commands: "
+             "end-of-epoch test evaluation included, for both models). Paired differences of log p(x) over the same "
+             "images (mean ± standard error): "
+             + "; ".join(f"{k} {m:+.2f} ± {se:.2f} nats" for k, (m, se) in differences.items()) + ". Commands: "
              + "; ".join(f"`{r['command']}`" for r in results.values()) + ".")
     result = dict(dataset=args.dataset, n_test=args.n_test, eval_k=args.eval_k, models=results,
+                  paired_log_px_differences={k: dict(mean=m, se=se) for k, (m, se) in differences.items()},
                   command=command_line(), wall_seconds=clock.seconds(), machine=machine(), quick=args.quick,
                   date=time.strftime("%Y-%m-%d"))
     write_result(out, result, table, notes)
