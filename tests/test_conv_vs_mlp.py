@@ -46,3 +46,7 @@ def test_readme_quotes_the_stored_mnist_table():
     # the sentence beside the table names the subset and K the numbers came from
     assert re.search(rf"first {result['n_test']} test images", readme), "README should say which test images"
     assert f"K = {result['eval_k']}" in readme
+    # the paired differences the README's reading rests on are the stored ones
+    for name, d in result["paired_log_px_differences"].items():
+        quoted = f"{d['mean']:+.2f} ± {d['se']:.2f}".replace("-", "−")
+        assert quoted in readme, f"README should quote {name} = {quoted} (result.json)"
