@@ -114,7 +114,6 @@ class _ConvBase(Layer):
                              "some outputs would see only padding; expected padding < kernel_size")
         rng = check_rng("rng", rng if rng is not None else np.random.default_rng(0))
         dtype = check_dtype("dtype", dtype)
-        kh, kw = self.kernel
         fan_in, fan_out = self._fans()
         a = np.sqrt(6.0 / (fan_in + fan_out))                              # Glorot uniform, as Linear
         self.W = rng.uniform(-a, a, size=self._weight_shape()).astype(dtype)

@@ -32,12 +32,12 @@ SLOTS = {"adam": 2, "adagrad": 1, "sgd": 1}
 PASS_COPIES = 5
 
 
-def _column_bytes(spec, in_shape, rows, s):
+def _column_bytes(spec, steps, in_shape, rows, s):
     """A convolution's column matrices (numpyvae/conv.py): each layer's im2col copy, at most MAX_COLS numbers
     per chunk, kept from forward to backward, and as many again while the backward pass builds dx."""
     from .conv import MAX_COLS
     total, shape = 0, tuple(in_shape)
-    for entry, (kind, out_shape, _) in zip(spec, plan(spec, in_shape)):
+    for entry, (kind, out_shape, _) in zip(spec, steps):
         if kind in ("conv2d", "conv_transpose2d"):
             k = entry["kernel_size"]
             kk = k * k if isinstance(k, int) else k[0] * k[1]
@@ -51,13 +51,15 @@ def _column_bytes(spec, in_shape, rows, s):
 def training_bytes(config, optimizer="adam", rows=1000, resuming=False):
     """The estimated peak memory (bytes) of training a VAE of ``config`` (VAE.config) with ``rows`` at once."""
     encoder, decoder = network_specs(config)
-    steps = plan(encoder, (config["x_dim"],), "encoder") + plan(decoder, (config["z_dim"],), "decoder")
+    enc_steps, dec_steps = plan(encoder, (config["x_dim"],), "encoder"), plan(decoder, (config["z_dim"],), "decoder")
+    steps = enc_steps + dec_steps
     n_params = sum(n for _, _, n in steps)
     width = sum(int(np.prod(shape)) for _, shape, n in steps if n)     # the outputs of the layers with weights
     s = 8 if config["dtype"] == "float64" else 4
     slots = SLOTS.get(optimizer, 2)
     total = BASE + n_params * s * (3 + slots) + rows * width * s * PASS_COPIES
-    total += _column_bytes(encoder, (config["x_dim"],), rows, s) + _column_bytes(decoder, (config["z_dim"],), rows, s)
+    total += (_column_bytes(encoder, enc_steps, (config["x_dim"],), rows, s)
+              + _column_bytes(decoder, dec_steps, (config["z_dim"],), rows, s))
     if resuming:
         total += n_params * s * (1 + slots)
     return total

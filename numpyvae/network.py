@@ -25,7 +25,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .conv import Conv2d, ConvTranspose2d, conv_output_size
+from .conv import Conv2d, ConvTranspose2d
 from .errors import InputError
 from .layers import ACTIVATIONS, INITS, Flatten, Linear, Reshape
 from .validate import check_choice, check_positive_int

@@ -4,8 +4,6 @@ A learned prior (a mixture, the VampPrior) is another object with the same
 methods; ``kl`` is offered only where a closed form exists (the "analytic"
 estimator needs it, the sampled ones do not).
 """
-import numpy as np
-
 from . import distributions as dist
 
 

@@ -29,7 +29,7 @@ from .estimators import ESTIMATORS
 from .layers import ACTIVATIONS, INITS, sigmoid
 from .network import Network, plan
 from .params import Params
-from .posterior import LOGVAR_LIMIT, DiagonalGaussian, clip_logvar as _clip_logvar
+from .posterior import LOGVAR_LIMIT, DiagonalGaussian, clip_logvar as _clip_logvar  # noqa: F401 (re-exported)
 from .prior import StandardNormal
 from .validate import as_float_array, check_choice, check_dtype, check_float, check_positive_int, check_rng
 
@@ -145,13 +145,6 @@ def network_specs(config):
         if out_shape != (want,):
             raise InputError(f"{name}: its output per example has shape {out_shape}, expected ({want},)")
     return encoder, decoder
-
-
-def layer_sizes(x_dim, hidden, z_dim, likelihood):
-    """(encoder sizes, decoder sizes) of the MLP: x -> hidden -> [mu | logvar] and z -> reversed hidden -> output,
-    where the output is the D logits (Bernoulli) or [mean | logvar_x], 2D (Gaussian)."""
-    out_dim = x_dim if likelihood == "bernoulli" else 2 * x_dim
-    return [x_dim, *hidden, 2 * z_dim], [z_dim, *hidden[::-1], out_dim]
 
 
 class VAE:

@@ -161,22 +161,7 @@ def _factors(term):
 
 def _ordered_products(s):
     """In a display without indexed entries, juxtaposition is an ordered product P_{prod}(a, b, ...)."""
-    out, i, last, depth = [], 0, 0, 0
-    while i < len(s):
-        c = s[i]
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif depth == 0:
-            m = SEPARATORS.match(s, i)
-            if m:
-                out += [_product(s[last:i]), m.group(0)]
-                i = last = m.end()
-                continue
-        i += 1
-    out.append(_product(s[last:]))
-    return "".join(out)
+    return "".join(_product(part) + (sep or "") for part, sep in F.split_top(s, SEPARATORS))
 
 
 def _product(term):

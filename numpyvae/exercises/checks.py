@@ -153,12 +153,19 @@ def linear_run(objects, case):
     except (StudentError, NotWritten) as err:
         out["failed"] = [Failed.of(["dx", "dW", "db"], err)]
         return out
-    for attr in ("dW", "db"):
-        value = getattr(layer, attr, Failed)
-        out[attr] = Failed((attr,), FAIL, f"Linear has no attribute {attr} after backward",
-                           f"store the gradient of {attr[1]} in self.{attr} inside backward.") \
-            if value is Failed else _array(value)
+    out.update(gradient_attributes(layer, "Linear"))
     return out
+
+
+def gradient_attributes(layer, owner, attrs=("dW", "db")):
+    """The gradients a layer stored after backward, as arrays; a Failed part for each one missing."""
+    found = {}
+    for attr in attrs:
+        value = getattr(layer, attr, Failed)
+        found[attr] = Failed((attr,), FAIL, f"{owner} has no attribute {attr} after backward",
+                             f"store the gradient of {attr[1]} in self.{attr} inside backward.") \
+            if value is Failed else _array(value)
+    return found
 
 
 def linear_judge(case, out):

@@ -127,7 +127,7 @@ def conv2d_cases(seed=0, hidden=None):
 
 def conv2d_run(objects, case):
     """Build the student's Conv2d, set W and b, forward and backward twice; the outputs as arrays."""
-    from .checks import Failed, _array, _cast
+    from .checks import Failed, _array, _cast, gradient_attributes
     (Conv2d,) = objects
     x, g, W, b = _cast(case, "xgWb")
     F, C, k, _ = W.shape
@@ -146,11 +146,7 @@ def conv2d_run(objects, case):
     except (StudentError, NotWritten) as err:
         out["failed"] = [Failed.of(PARTS[1:], err)]
         return out
-    for attr in ("dW", "db"):
-        value = getattr(layer, attr, Failed)
-        out[attr] = Failed((attr,), FAIL, f"Conv2d has no attribute {attr} after backward",
-                           f"store the gradient of {attr[1]} in self.{attr} inside backward.") \
-            if value is Failed else _array(value)
+    out.update(gradient_attributes(layer, "Conv2d"))
     return out
 
 
