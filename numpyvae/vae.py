@@ -322,7 +322,8 @@ class VAE:
     # ---- the loss and its gradient ---------------------------------------------
 
     @_locked
-    def loss_and_grads(self, x, eps=None, rng=None, estimator="analytic", k=1, beta=1.0, grads=None):
+    def loss_and_grads(self, x, eps=None, rng=None, estimator="analytic", k=1, beta=1.0, grads=None,
+                       return_estimate=False):
         """Negative ELBO in nats per example, and its gradient for every parameter.
 
         x   : (B, D) data (in [0, 1] for Bernoulli).
@@ -335,6 +336,8 @@ class VAE:
         grads : None, or the caller's buffers, dict name -> array shaped and
               typed like ``params[name]``: the gradient is *added* into them
               (so workers can sum their shares).
+        return_estimate : also return this call's Estimate (a third value),
+              which ``last_estimate`` holds only until another thread's call.
 
         Returns (loss: float, grads: dict name -> array shaped like params).
         With grads=None the arrays are the model's own buffers (the layers'
@@ -389,7 +392,7 @@ class VAE:
         self.encoder.call_backward(dh, cache.encoder[0], _part(grads, "encoder."),
                                    need_dx=False)                    # encoder (x needs no gradient)
         _check_grads(grads)
-        return loss, grads
+        return (loss, grads, est) if return_estimate else (loss, grads)
 
     def check_grad_buffers(self, grads):
         """Refuse caller buffers that are not one array per parameter, of its shape and dtype."""
