@@ -12,6 +12,8 @@ Layout (every entry a plain array; text is stored as a 0-d unicode array):
     optim/<key>        the optimizer's slots and step count
     history            JSON: the per-epoch rows
     run_info           JSON: what the command line needs to resume (dataset, epochs, ...)
+    threads            JSON: the step's workers and the BLAS under it (trainer checkpoints since 0.3):
+                       workers, blas_threads (None: not readable), blas_controller, blas_libraries
 
 ``read`` opens it with ``allow_pickle=False``, checks the size every member
 declares before reading any of it, and refuses anything that is not a plain
@@ -26,11 +28,14 @@ import zipfile
 
 import numpy as np
 
+from .blas_threads import LIBRARIES, blas_threads
+from .blas_threads import controller as blas_controller
 from .data import BINARIZE
 from .errors import CheckpointError, InputError, NumpyVAEError
 from .estimators import ESTIMATORS
 from .fileio import atomic_write
 from .optim import OPTIMIZERS
+from .parallel import check_workers
 from .validate import check_choice, check_float, check_positive_int
 from .vae import VAE, check_config
 
@@ -47,7 +52,7 @@ MAX_EXPANSION = 100
 # two slots each, so about 1,250 entries; a file with 200,000 is refused before any is read
 MAX_ENTRIES = 4096
 TEXT_ENTRIES = ("format", "model_config", "trainer_config", "trainer_counters", "trainer_state", "history",
-                "run_info")
+                "run_info", "threads")
 
 
 def _text(obj, name):
@@ -107,7 +112,8 @@ def _save_trainer_locked(path, trainer, run_info):
     arrays.update({"trainer_config": _text(trainer.config, "trainer.config"),
                    "trainer_counters": _text(state["counters"], "trainer counters"),
                    "history": _text(state["history"], "history"), "perm": state["perm"],
-                   "run_info": _text(run_info or {}, "run_info")})
+                   "run_info": _text(run_info or {}, "run_info"),
+                   "threads": _text(thread_counts(trainer), "threads")})
     arrays.update({f"optim/{key}": v for key, v in state["optimizer"].items()})
     _save_arrays(path, arrays)
 
@@ -385,6 +391,7 @@ TRAINER_CHECKS = {
     "test_k": lambda v: check_positive_int("test_k", v),
     "weight_decay": lambda v: check_float("weight_decay", v, lo=0.0, hi=1e6),
     "seed": lambda v: check_positive_int("seed", v, minimum=0),
+    "workers": lambda v: check_workers(v if v is not None else 0),     # stored as a number, never None
 }
 
 
@@ -481,6 +488,37 @@ def trainer_config(path):
     model_config = _model_config(arrays, path)
     check_model_config(model_config, path)
     return model_config, check_trainer_config(config, path), run_info
+
+
+def thread_counts(trainer):
+    """What a trainer checkpoint records of the threads: the step's workers and the BLAS under them.
+
+    The numbers of a run are bit-identical at a fixed worker count and BLAS
+    thread count; another count sums in another order (float rounding).
+    """
+    return {"workers": int(getattr(trainer, "workers", 1)), "blas_threads": blas_threads(),
+            "blas_controller": blas_controller(), "blas_libraries": [os.path.basename(p) for p in LIBRARIES]}
+
+
+def threads(path):
+    """The ``threads`` entry of a trainer checkpoint, checked; None for a checkpoint written before it existed."""
+    arrays, path = _source(path)
+    if "threads" not in arrays:
+        return None
+    value = _json(arrays, "threads", path)
+    workers, blas = value.get("workers"), value.get("blas_threads")
+    bad = [k for k, v, none_ok in (("workers", workers, False), ("blas_threads", blas, True))
+           if not ((none_ok and v is None) or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100_000))]
+    if bad:
+        raise CheckpointError(f"checkpoint {path!r}: threads.{bad[0]} is {value.get(bad[0])!r:.40}, expected an "
+                              f"integer >= 1{' or null' if bad[0] == 'blas_threads' else ''}")
+    controller = value.get("blas_controller")
+    libraries = value.get("blas_libraries")
+    if controller is not None and not isinstance(controller, str):
+        raise CheckpointError(f"checkpoint {path!r}: threads.blas_controller is {controller!r:.40}, expected text or null")
+    if not (isinstance(libraries, list) and all(isinstance(n, str) for n in libraries)):
+        raise CheckpointError(f"checkpoint {path!r}: threads.blas_libraries is {libraries!r:.60}, expected a list of names")
+    return {"workers": workers, "blas_threads": blas, "blas_controller": controller, "blas_libraries": libraries}
 
 
 def run_info(path):

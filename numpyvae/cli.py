@@ -30,6 +30,7 @@ from .estimators import ESTIMATORS
 from .architectures import ARCHITECTURES
 from .layers import ACTIVATIONS
 from .optim import OPTIMIZERS
+from .parallel import check_workers
 from .runs import CHECKPOINT, HISTORY, RunFolder
 from .train import BINARIZE, Trainer, write_history
 from .memory import training_bytes
@@ -177,6 +178,9 @@ def build_parser(suppress_defaults=False):
            help="continue the run saved in CHECKPOINT (its model and trainer settings are kept; "
                 "--epochs, --data-dir and --out may be given)")
     option(t, "--force", action="store_true", help="replace a run already in --out (its files are removed)")
+    option(t, "--workers", type=integer(1, MAX_WORKERS), metavar="N",
+           help="threads that share each training step, each on a one-thread BLAS (default: as many as BLAS has "
+                "threads; 1: the serial step).  A resumed run keeps its count unless this is given")
     t.add_argument("--max-memory", type=number(0, strict=True), default=DEFAULT_MAX_MEMORY, metavar="GiB",
                    help="refuse a run whose estimated peak memory is larger (numpyvae/memory.py)")
     option(t, "--no-progress", action="store_true", help="no progress bar (it is drawn only on a terminal anyway)")
@@ -308,7 +312,8 @@ def _build_new_trainer(args):
     config = check_config(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation,
                           init=args.init, dtype=np.dtype(args.dtype).type, gaussian_mean=gaussian_mean)
     batch_size = d["batch_size"] if args.batch_size is None else args.batch_size
-    _refuse_memory(args, config, args.optimizer, batch_size * args.k, data, args.test_k)
+    workers = check_workers(args.workers)
+    _refuse_memory(args, config, args.optimizer, batch_size * args.k, data, args.test_k, workers=workers)
     model = VAE(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation, init=args.init,
                 dtype=np.dtype(args.dtype).type, seed=args.seed, gaussian_mean=gaussian_mean, arch=args.arch,
                 image_shape=(1, *data.image_shape))
@@ -316,7 +321,7 @@ def _build_new_trainer(args):
                       batch_size=d["batch_size"] if args.batch_size is None else args.batch_size,
                       estimator=args.estimator, k=args.k, binarize=args.binarize, beta=args.beta,
                       warmup_epochs=args.warmup_epochs, test_k=args.test_k, weight_decay=args.weight_decay, seed=args.seed,
-                      progress=_progress(args), verbose=not args.quiet)
+                      progress=_progress(args), verbose=not args.quiet, workers=workers)
     epochs = d["epochs"] if args.epochs is None else args.epochs
     return data, trainer, epochs, None if args.data_dir is None else os.path.abspath(args.data_dir)
 
@@ -325,10 +330,10 @@ def _size(nbytes):
     return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
 
 
-def _refuse_memory(args, config, optimizer, train_rows, data, test_k, resuming=False):
+def _refuse_memory(args, config, optimizer, train_rows, data, test_k, resuming=False, workers=1):
     """Refuse a run whose estimated peak memory (numpyvae.memory) exceeds --max-memory, before allocating it."""
     n_test = 0 if data.x_test is None else min(1000, len(data.x_test))
-    need = training_bytes(config, optimizer, max(train_rows, n_test * test_k), resuming)
+    need = training_bytes(config, optimizer, max(train_rows, n_test * test_k), resuming, workers)
     if need > args.max_memory * 2**30:
         raise InputError(f"--max-memory: training this model ({config['x_dim']}-{'-'.join(map(str, config['hidden']))}"
                          f"-{config['z_dim']}, {config['dtype']}) would take about {_size(need)} of memory "
@@ -351,8 +356,14 @@ def _resumed_trainer(args, source, model_config, config, run_info):
                          "give --epochs")
     data, data_dir = _data_from_checkpoint(dataset, args.data_dir, stored_dir, args.resume, _progress(args))
     data_dir = None if data_dir is None else os.path.abspath(data_dir)     # recorded so that it works from anywhere
+    if getattr(args, "workers", None) is not None and args.workers != config.get("workers", 1):
+        _tell_stderr(f"numpyvae: note: {args.resume} was trained with {config.get('workers', 1)} worker(s), this run "
+                     f"uses {args.workers}: the gradients then sum in another order, so the resumed run is not "
+                     "bit-identical to an uninterrupted one (leave out --workers to keep the count)")
+        config = {**config, "workers": args.workers}
     _refuse_memory(args, ckpt.check_model_config(model_config, args.resume), config.get("optimizer"),
-                   config.get("batch_size", 1) * config.get("k", 1), data, config.get("test_k", 1), resuming=True)
+                   config.get("batch_size", 1) * config.get("k", 1), data, config.get("test_k", 1), resuming=True,
+                   workers=config.get("workers", 1))
     model = ckpt.build_model(model_config, args.resume)
     try:
         trainer = Trainer(model, data.x_train, data.x_test, progress=_progress(args), verbose=not args.quiet,

@@ -48,8 +48,12 @@ def _column_bytes(spec, steps, in_shape, rows, s):
     return total
 
 
-def training_bytes(config, optimizer="adam", rows=1000, resuming=False):
-    """The estimated peak memory (bytes) of training a VAE of ``config`` (VAE.config) with ``rows`` at once."""
+def training_bytes(config, optimizer="adam", rows=1000, resuming=False, workers=1):
+    """The estimated peak memory (bytes) of training a VAE of ``config`` (VAE.config) with ``rows`` at once.
+
+    workers > 1 (numpyvae/parallel.py): each worker's gradient buffers and the summed gradient, P s (workers + 1),
+    more; the rows are shared among the workers, so the passes take no more.
+    """
     encoder, decoder = network_specs(config)
     enc_steps, dec_steps = plan(encoder, (config["x_dim"],), "encoder"), plan(decoder, (config["z_dim"],), "decoder")
     steps = enc_steps + dec_steps
@@ -62,4 +66,6 @@ def training_bytes(config, optimizer="adam", rows=1000, resuming=False):
               + _column_bytes(decoder, dec_steps, (config["z_dim"],), rows, s))
     if resuming:
         total += n_params * s * (1 + slots)
+    if workers > 1:
+        total += n_params * s * (workers + 1)
     return total

@@ -154,10 +154,13 @@ class ParallelStep:
                     g[...] = 0
         self._dirty = True
 
+        errors = np.geterr()                                 # the caller's np.errstate, for the workers too
+
         def share(w):
             r = rows[w]
-            return model.loss_and_grads(x[r], eps=eps[:, r], estimator=estimator, beta=beta,
-                                        grads=self.buffers[w], return_estimate=True)[2]
+            with np.errstate(**errors):
+                    return model.loss_and_grads(x[r], eps=eps[:, r], estimator=estimator, beta=beta,
+                                            grads=self.buffers[w], return_estimate=True)[2]
 
         if len(rows) == 1:
             estimates = [share(0)]

@@ -40,6 +40,7 @@ from .estimators import ESTIMATORS
 from .evaluate import bounds
 from .fileio import atomic_write
 from .optim import OPTIMIZERS
+from .parallel import ParallelStep, check_workers
 from .progress import ProgressBar
 from .validate import check_choice, check_float, check_positive_int
 from .vae import VAE
@@ -71,11 +72,18 @@ class Trainer:
     seed        : seeds the one generator all draws come from.
     progress    : the per-batch progress bar: None (only when stderr is a terminal), True, False.
     verbose     : print one labelled line per epoch on stderr.
+    workers     : threads that share each step (numpyvae/parallel.py): the batch split
+                  across them, each on a one-thread BLAS, and the optimizer's update
+                  split over the parameters.  1 (default): the serial step, the code a
+                  student steps through; None: as many as BLAS has threads (1 where they
+                  cannot be set: numpyvae/blas_threads.py).  The numbers are bit-identical
+                  at a fixed count and agree to float rounding across counts; the count is
+                  stored in checkpoints and a resumed run keeps it.
     """
 
     def __init__(self, model, x_train, x_test=None, *, optimizer="adam", lr=None, batch_size=128,
                  estimator="analytic", k=1, binarize="none", beta=1.0, warmup_epochs=0, test_k=1,
-                 weight_decay=0.0, seed=0, progress=None, verbose=True):
+                 weight_decay=0.0, seed=0, progress=None, verbose=True, workers=1):
         if not isinstance(model, VAE):
             raise InputError(f"model: expected a numpyvae.VAE, got {type(model).__name__}")
         self.model = model
@@ -94,12 +102,14 @@ class Trainer:
         self.warmup_epochs = check_float("warmup_epochs", warmup_epochs, lo=0.0, hi=1e6)
         self.weight_decay = check_float("weight_decay", weight_decay, lo=0.0, hi=1e6)
         seed = check_positive_int("seed", seed, minimum=0)
+        self.workers = check_workers(workers)
+        self._parallel = None                # the ParallelStep (its threads), made at the first step
         opt_cls = OPTIMIZERS[check_choice("optimizer", optimizer, OPTIMIZERS)]
         self.optimizer = opt_cls(model.params) if lr is None else opt_cls(model.params, lr=lr)
         self.config = dict(optimizer=optimizer, lr=self.optimizer.lr, batch_size=self.batch_size,
                            estimator=estimator, k=self.k, binarize=binarize, beta=self.beta,
                            warmup_epochs=self.warmup_epochs, test_k=self.test_k,
-                           weight_decay=self.weight_decay, seed=seed)
+                           weight_decay=self.weight_decay, seed=seed, workers=self.workers)
         self.rng = np.random.default_rng(seed)
         # the test set is binarized once, by its own seeded generator, so every epoch sees the same one
         self.x_test_used = None if self.x_test is None else binarize_images(
@@ -145,17 +155,28 @@ class Trainer:
             # the model's lock is held until the step is applied: the grads are the model's buffers,
             # which another thread's call would overwrite (VAE, Threads)
             with self.model.lock, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss, grads = self.model.loss_and_grads(xb, rng=self.rng, estimator=self.estimator,
-                                                        k=self.k, beta=self.beta_now())
+                # the serial step, or the same step shared by the workers (numpyvae/parallel.py)
+                step = self.model if self.workers == 1 else self.parallel_step()
+                loss, grads = step.loss_and_grads(xb, rng=self.rng, estimator=self.estimator,
+                                                  k=self.k, beta=self.beta_now())
                 if not math.isfinite(loss):
                     raise TrainingError(f"loss became {loss} {where}; {advice}")
                 if self.weight_decay:
                     loss += self.add_weight_decay(grads)
-                self.optimizer.step(grads)
+                self.optimizer.step(grads, workers=None if step is self.model else step.workers)
         except InputError as exc:   # the data were checked up front: a NaN/inf arose inside the network
             raise TrainingError(f"training diverged {where}: {exc}; {advice}") from exc
         self.step += 1
         return loss
+
+    def parallel_step(self):
+        """The ParallelStep that runs this trainer's steps on ``workers`` threads (made at the first call)."""
+        if self._parallel is None:
+            self._parallel = ParallelStep(self.model, self.workers)
+        return self._parallel
+
+    def __getstate__(self):                  # copy.deepcopy, pickle: the copy makes threads of its own
+        return {k: (None if k == "_parallel" else v) for k, v in self.__dict__.items()}
 
     def add_weight_decay(self, grads):
         """The prior N(0, I / lambda) on the parameters, per example: adds lambda theta / N to grads (in place).
