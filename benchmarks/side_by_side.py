@@ -1,27 +1,42 @@
-"""One run, interleaved: numpyvae's training step against PyTorch's and HIPS autograd's, and
-log_marginal, each against its BLAS bound (the same matrix products and nothing else); and the
-convolutional VAE's training step against PyTorch's same architecture (``--conv-only`` for that alone).
+"""numpyvae's training step against PyTorch's at 1, 2, 4, ... threads, each against its BLAS bound;
+an MNIST epoch timed the same way for both; and (optional sections) HIPS autograd's step, the
+convolutional VAE's step and log_marginal against its bound.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/side_by_side.py [--threads 1] [--repeats 7]
+    python benchmarks/side_by_side.py                     # threads 1, 2, 4, ... up to the cores
+    python benchmarks/side_by_side.py --threads 1,2 --rounds 7 --sections steps,epoch
     pip install "numpyvae[bench]"      # PyTorch and autograd; each is skipped when absent
 
-The model is the pytorch/examples VAE: 784-400-20, ReLU, Bernoulli decoder
-on logits, analytic KL, float32, Adam; random data of the right shape (the
-time of a step does not depend on the pixel values).  Each contender runs
-``--steps`` steps per repetition; the repetitions of all contenders are
-interleaved so that a change in the machine's load hits them alike, and the
-best repetition is reported (on a shared machine the best is the least
-disturbed; the median is printed beside it).
+Leave OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) unset: OpenBLAS then starts with one thread
+per core and the script sets the count it times (numpyvae/blas_threads.py).
 
-BLAS bound of a training step: the forward products x @ W, and the backward
-products x^T @ dout (every layer) and dout @ W^T (every layer but the first,
-whose input is data), timed alone on preallocated arrays.  BLAS bound of
-log_marginal: the decoder's products z @ W ... on the same chunks of rows,
-on all the BLAS threads; log_marginal itself runs as many workers as BLAS has
-threads (--workers to choose), each on a one-thread BLAS.
-"ratio to bound" = bound time / our time: 1.0 would mean the elementwise work
-is free.  Set the BLAS threads with OPENBLAS_NUM_THREADS (and --threads, which
-PyTorch is given) before comparing.
+The model is the pytorch/examples VAE: 784-400-20, ReLU, Bernoulli decoder on logits, analytic
+KL, float32, Adam; random data of the right shape for the steps (the time of a step does not
+depend on the pixel values).  At T threads:
+
+  numpyvae step     T > 1: the batch split across T workers, each on a one-thread BLAS, and
+                    Adam's update split over the parameters (numpyvae/parallel.py,
+                    Trainer(workers=T)); T = 1: the serial step.
+  numpyvae 1 worker the serial step on a T-thread BLAS (what numpyvae did before workers)
+  numpyvae fwd+bwd  the step without the optimizer's update (the gradient summed over workers)
+  numpyvae update   Adam's update alone (split over T workers)
+  pytorch step      torch.set_num_threads(T); zero_grad, forward, backward, Adam
+  pytorch update    torch.optim.Adam's step alone
+  BLAS bound        the step's matrix products alone, on preallocated arrays, BLAS on T threads:
+                    x @ W for every layer, x^T @ dout for every layer and dout @ W^T for every
+                    layer but the first (whose input is data)
+
+Each repetition ("round") runs every contender ``--steps`` steps, one after the other, after a
+short sleep (``--settle``: OpenBLAS's and PyTorch's idle threads spin for a while before they
+sleep, and a contender started at once would share the cores with them); a change in the
+machine's load so hits all alike.  Every ratio is computed within a round and the median of the
+rounds is printed with its spread (lowest and highest round): "1.42x [1.35-1.49]".  Times are
+medians over the rounds.
+
+MNIST epoch (--sections epoch): one epoch of training steps over the 60,000 training images
+(batch 128, shuffled), no test evaluation for either: numpyvae's Trainer(workers=T) without a test
+set against the same loop in PyTorch, interleaved the same way (--epoch-rounds).  The real MNIST
+is used when ``numpyvae.data.load("mnist")`` finds it (--data-dir, or NUMPYVAE_DATA), else random
+images of its shape (said so in the output).
 """
 import argparse
 import math
@@ -33,9 +48,10 @@ import tracemalloc
 import numpy as np
 
 from numpyvae import VAE
-from numpyvae.blas_threads import blas_threads
+from numpyvae.blas_threads import blas_threads, controller, n_blas_threads
 from numpyvae.evaluate import log_marginal
 from numpyvae.optim import Adam
+from numpyvae.parallel import ParallelStep
 
 
 # ---- contenders: one training step each ------------------------------------------------
@@ -51,7 +67,8 @@ def numpyvae_step(batch, seed=0, arch="mlp"):
     return step
 
 
-def torch_step(batch, threads, seed=0):
+def torch_vae(threads, seed=0):
+    """pytorch/examples' VAE (fc1 784-400, fc21/fc22 400-20, fc3 20-400, fc4 400-784) and its Adam, on T threads."""
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -59,8 +76,6 @@ def torch_step(batch, threads, seed=0):
     torch.manual_seed(seed)
 
     class TorchVAE(nn.Module):
-        """pytorch/examples' VAE: fc1 784-400, fc21/fc22 400-20, fc3 20-400, fc4 400-784."""
-
         def __init__(self):
             super().__init__()
             self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
@@ -76,14 +91,77 @@ def torch_step(batch, threads, seed=0):
             return (recon + kl) / len(x)
 
     model = TorchVAE()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+
+
+def torch_parts(batch, threads, seed=0):
+    """{"step": one training step, "update": Adam's update alone} for PyTorch on T threads."""
+    import torch
+    model, opt = torch_vae(threads, seed)
     x = torch.rand(batch, 784)
 
     def step():
         opt.zero_grad()
         model.loss(x).backward()
         opt.step()
-    return step
+    step()                                       # the gradients exist: "update" times opt.step alone
+    return {"step": step, "update": opt.step}
+
+
+def torch_step(batch, threads, seed=0):
+    return torch_parts(batch, threads, seed)["step"]
+
+
+def numpyvae_parts(batch, workers, seed=0):
+    """{"step", "fwd+bwd", "update"} for numpyvae with ``workers`` workers (1: the serial step)."""
+    model = VAE(784, [400], 20, activation="relu", seed=seed)
+    opt = Adam(model.params)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(batch, 784)).astype(np.float32)
+    runner = model if workers == 1 else ParallelStep(model, workers)
+    spread = None if workers == 1 else runner.workers
+
+    def fwd_bwd():
+        return runner.loss_and_grads(x, rng=rng)[1]
+
+    def step():
+        opt.step(fwd_bwd(), workers=spread)
+    grads = {k: g.copy() for k, g in fwd_bwd().items()}
+    return {"step": step, "fwd+bwd": fwd_bwd, "update": lambda: opt.step(grads, workers=spread)}
+
+
+# ---- an MNIST epoch, no test evaluation for either -------------------------------------------
+
+def mnist_train(data_dir):
+    """(x_train (60000, 784) float32, where it came from): the real MNIST if found, else random images."""
+    from numpyvae.data import load
+    try:
+        return load("mnist", data_dir, download=False, progress=False).x_train, "MNIST"
+    except Exception as exc:                     # not present here: random images of its shape
+        why = str(exc).split("\n")[0][:120]
+        x = np.random.default_rng(0).uniform(size=(60000, 784)).astype(np.float32)
+        return x, f"random images of MNIST's shape (MNIST not found: {why})"
+
+
+def numpyvae_epoch(x_train, workers, batch=128):
+    from numpyvae.train import Trainer
+    trainer = Trainer(VAE(784, [400], 20, activation="relu", seed=0), x_train, None, batch_size=batch,
+                      workers=workers, progress=False, verbose=False)
+    return lambda: trainer.run(trainer.epoch + 1)
+
+
+def torch_epoch(x_train, threads, batch=128):
+    import torch
+    model, opt = torch_vae(threads)
+    X, gen = torch.from_numpy(x_train), torch.Generator().manual_seed(0)
+
+    def epoch():
+        perm = torch.randperm(len(X), generator=gen)
+        for start in range(0, len(X), batch):
+            opt.zero_grad()
+            model.loss(X[perm[start:start + batch]]).backward()
+            opt.step()
+    return epoch
 
 
 def autograd_step(batch, seed=0):
@@ -273,7 +351,7 @@ def peak_rss(maker, extra=""):
 
 # ---- timing -------------------------------------------------------------------------------
 
-def interleaved(jobs, repeats, calls, clock, settle=0.0):
+def interleaved(jobs, repeats, calls, clock, settle=0.0, warm_up=True):
     """{name: [seconds per call, one per repetition]}, the jobs interleaved within each repetition.
 
     clock: time.perf_counter (wall) or time.process_time (CPU time of this
@@ -286,7 +364,8 @@ def interleaved(jobs, repeats, calls, clock, settle=0.0):
     """
     times = {name: [] for name in jobs}
     for fn in jobs.values():
-        fn()                                                       # warm up
+        if warm_up:
+            fn()                                                   # warm up
     for _ in range(repeats):
         for name, fn in jobs.items():
             n = calls[name]
@@ -307,85 +386,124 @@ def optional(name):
         return False
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--threads", type=int, default=int(os.environ.get("OPENBLAS_NUM_THREADS", "1")),
-                   help="threads given to PyTorch (set OPENBLAS_NUM_THREADS to the same for NumPy)")
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--steps", type=int, default=50, help="training steps per repetition")
-    p.add_argument("--lm-images", type=int, default=4, help="images per log_marginal repetition")
-    p.add_argument("--k", type=int, default=5000)
-    p.add_argument("--max-rows", type=int, default=1024)
-    p.add_argument("--workers", type=int, default=None,
-                   help="log_marginal's workers (default: as many as BLAS has threads)")
-    p.add_argument("--settle", type=float, default=0.3,
-                   help="seconds of sleep before each timed log_marginal job (see interleaved)")
-    p.add_argument("--skip-training", action="store_true")
-    p.add_argument("--conv-only", action="store_true", help="only the convolutional VAE's training step")
-    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                   help="wall time, or this process's CPU time (steadier on a shared machine, one thread only)")
-    args = p.parse_args()
-    has_torch, has_autograd = optional("torch"), optional("autograd")
-    versions = f"NumPy {np.__version__}"
-    if has_torch:
-        import torch
-        versions += f", PyTorch {torch.__version__}"
-    if has_autograd:
-        from importlib.metadata import version
-        versions += f", autograd {version('autograd')}"
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {versions}; "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, torch threads {args.threads}; "
-          f"{args.clock} clock, best (median) of {args.repeats} interleaved repetitions")
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
+def thread_counts(cores):
+    """1, 2, 4, ... up to the cores, and the cores themselves when they are not a power of two."""
+    counts, t = [], 1
+    while t < cores:
+        counts.append(t)
+        t *= 2
+    return counts + [cores]
 
-    if not args.skip_training:
-        batch = 128
-        jobs = {"numpyvae": numpyvae_conv_step(batch)}
-        if has_torch:
-            jobs["pytorch"] = torch_conv_step(batch, args.threads)
-        conv_steps = max(1, args.steps // 10)
-        times = interleaved(jobs, args.repeats, {name: conv_steps for name in jobs}, clock)
-        best = {name: min(t) for name, t in times.items()}
-        print(f"\ntraining step, conv VAE (conv 32-64, 3136-400-20, mirrored), batch {batch}, float32, "
-              f"{conv_steps} steps per repetition:")
-        for name, t in times.items():
-            mem = peak_rss(("numpyvae_conv_step" if name == "numpyvae" else "torch_conv_step"),
-                           "" if name == "numpyvae" else f", {args.threads}")
-            print(f"  {name:10s} {1e3 * best[name]:7.1f} ms ({1e3 * np.median(t):.1f})  "
-                  f"{batch / best[name]:7.0f} examples/s  peak resident memory {mem / 2 ** 20:.0f} MiB")
-        if "pytorch" in best:
-            print(f"  numpyvae vs pytorch: {best['pytorch'] / best['numpyvae']:.2f}x "
-                  f"(median {np.median(times['pytorch']) / np.median(times['numpyvae']):.2f}x)")
-        shares = conv_time_shares(batch)
-        print(f"  numpyvae's step: im2col {100 * shares['im2col']:.0f}%, col2im {100 * shares['col2im']:.0f}% "
-              f"of its time (the copies around the products)")
-    if args.conv_only:
-        return
-    if not args.skip_training:
-        for batch in (128, 100):
-            jobs = {"numpyvae": numpyvae_step(batch)}
+
+def spread(values, fmt):
+    """The median of the rounds with its lowest and highest: "1.42 [1.35-1.49]"."""
+    v = np.asarray(values)
+    return f"{fmt.format(np.median(v))} [{fmt.format(v.min())}-{fmt.format(v.max())}]"
+
+
+def per_round(times, a, b):
+    """times[a] / times[b] within each round."""
+    return np.asarray(times[a]) / np.asarray(times[b])
+
+
+def section_steps(args, counts, has_torch, has_autograd):
+    table = []
+    for batch in (128, 100):
+        for t in counts:
+            with n_blas_threads(t):                      # the products' threads (each worker then asks for one)
+                jobs, parts = {}, numpyvae_parts(batch, t)
+                jobs["numpyvae step"] = parts["step"]
+                if t > 1:
+                    jobs["numpyvae 1 worker"] = numpyvae_parts(batch, 1)["step"]
+                jobs["numpyvae fwd+bwd"], jobs["numpyvae update"] = parts["fwd+bwd"], parts["update"]
+                if has_torch:
+                    tp = torch_parts(batch, t)
+                    jobs["pytorch step"], jobs["pytorch update"] = tp["step"], tp["update"]
+                if has_autograd and t == 1:
+                    jobs["autograd step"] = autograd_step(batch)
+                jobs["BLAS bound"] = step_bound(batch)
+                times = interleaved(jobs, args.rounds, {name: args.steps for name in jobs}, time.perf_counter,
+                                    args.settle)
+            print(f"\ntraining step, 784-400-20, batch {batch}, float32, {t} thread{'s' * (t > 1)} "
+                  f"({'numpyvae: ' + str(t) + ' workers' if t > 1 else 'numpyvae: serial'}):")
+            for name, ts in times.items():
+                print(f"  {name:18s} {spread(1e3 * np.asarray(ts), '{:.2f}')} ms")
+            row = {"batch": batch, "threads": t, "ours": np.median(times["numpyvae step"]),
+                   "bound": np.median(times["BLAS bound"]),
+                   "fb": spread(per_round(times, "BLAS bound", "numpyvae fwd+bwd"), "{:.2f}"),
+                   "step_bound": spread(per_round(times, "BLAS bound", "numpyvae step"), "{:.2f}")}
+            if t > 1:
+                print(f"  workers vs 1 worker (same threads): "
+                      f"{spread(per_round(times, 'numpyvae 1 worker', 'numpyvae step'), '{:.2f}x')}")
             if has_torch:
-                jobs["pytorch"] = torch_step(batch, args.threads)
-            if has_autograd:
-                jobs["autograd"] = autograd_step(batch)
-            jobs["BLAS bound"] = step_bound(batch)
-            times = interleaved(jobs, args.repeats, {name: args.steps for name in jobs}, clock)
-            best = {name: min(t) for name, t in times.items()}
-            print(f"\ntraining step, 784-400-20, batch {batch}, float32:")
-            for name, t in times.items():
-                print(f"  {name:10s} {1e3 * best[name]:7.2f} ms ({1e3 * np.median(t):.2f})  "
-                      f"{batch / best[name]:9.0f} examples/s  ratio to bound {best['BLAS bound'] / best[name]:.2f}")
-            for other in ("pytorch", "autograd"):
-                if other in best:
-                    print(f"  numpyvae vs {other}: {best[other] / best['numpyvae']:.2f}x "
-                          f"(median {np.median(times[other]) / np.median(times['numpyvae']):.2f}x)")
+                row["torch"] = np.median(times["pytorch step"])
+                row["ratio"] = spread(per_round(times, "pytorch step", "numpyvae step"), "{:.2f}x")
+                print(f"  numpyvae vs pytorch, step: {row['ratio']};  update: "
+                      f"{spread(per_round(times, 'pytorch update', 'numpyvae update'), '{:.2f}x')}")
+            if "autograd step" in times:
+                print(f"  numpyvae vs autograd, step: {spread(per_round(times, 'autograd step', 'numpyvae step'), '{:.2f}x')}")
+            print(f"  BLAS bound / numpyvae: fwd+bwd {row['fb']}, whole step {row['step_bound']}")
+            table.append(row)
+    print("\nsummary (medians of the rounds, [lowest-highest round]; ratio = pytorch time / numpyvae time):")
+    print("| batch | threads | numpyvae step | PyTorch step | ratio | fwd+bwd vs BLAS bound |")
+    print("|---|---|---|---|---|---|")
+    for r in table:
+        torch_ms = f"{1e3 * r['torch']:.2f} ms" if "torch" in r else "-"
+        print(f"| {r['batch']} | {r['threads']} | {1e3 * r['ours']:.2f} ms | {torch_ms} | {r.get('ratio', '-')} | "
+              f"{r['fb']} |")
+    by_t = {r["threads"]: r["ours"] for r in table if r["batch"] == 128}
+    if 1 in by_t and 2 in by_t:
+        print(f"numpyvae step, batch 128, 1 -> 2 threads: {by_t[1] / by_t[2]:.2f}x faster (medians)")
 
+
+def section_epoch(args, counts, has_torch):
+    x_train, source = mnist_train(args.data_dir)
+    x_train = x_train[:args.epoch_images]
+    print(f"\nMNIST epoch: {len(x_train)} images of {source}, batch 128, Adam, no test evaluation for either; "
+          f"{args.epoch_rounds} interleaved rounds")
+    for t in counts:
+        with n_blas_threads(t):
+            jobs = {"numpyvae epoch": numpyvae_epoch(x_train, t)}
+            if has_torch:
+                jobs["pytorch epoch"] = torch_epoch(x_train, t)
+            times = interleaved(jobs, args.epoch_rounds, {name: 1 for name in jobs}, time.perf_counter, args.settle,
+                                warm_up=False)
+        line = "  ".join(f"{name} {spread(ts, '{:.2f}')} s" for name, ts in times.items())
+        if has_torch:
+            line += f"  numpyvae vs pytorch {spread(per_round(times, 'pytorch epoch', 'numpyvae epoch'), '{:.2f}x')}"
+        print(f"  {t} thread{'s' * (t > 1)}: {line}")
+
+
+def section_conv(args, threads, has_torch, clock):
+    batch = 128
+    jobs = {"numpyvae": numpyvae_conv_step(batch)}
+    if has_torch:
+        jobs["pytorch"] = torch_conv_step(batch, threads)
+    conv_steps = max(1, args.steps // 10)
+    times = interleaved(jobs, args.rounds, {name: conv_steps for name in jobs}, clock)
+    best = {name: min(t) for name, t in times.items()}
+    print(f"\ntraining step, conv VAE (conv 32-64, 3136-400-20, mirrored), batch {batch}, float32, "
+          f"{threads} BLAS threads, serial step, {conv_steps} steps per repetition:")
+    for name, t in times.items():
+        mem = peak_rss(("numpyvae_conv_step" if name == "numpyvae" else "torch_conv_step"),
+                       "" if name == "numpyvae" else f", {threads}")
+        print(f"  {name:10s} {1e3 * best[name]:7.1f} ms ({1e3 * np.median(t):.1f})  "
+              f"{batch / best[name]:7.0f} examples/s  peak resident memory {mem / 2 ** 20:.0f} MiB")
+    if "pytorch" in best:
+        print(f"  numpyvae vs pytorch: {best['pytorch'] / best['numpyvae']:.2f}x "
+              f"(median {np.median(times['pytorch']) / np.median(times['numpyvae']):.2f}x)")
+    shares = conv_time_shares(batch)
+    print(f"  numpyvae's step: im2col {100 * shares['im2col']:.0f}%, col2im {100 * shares['col2im']:.0f}% "
+          f"of its time (the copies around the products)")
+
+
+def section_log_marginal(args, clock):
     for hidden, z_dim, act in (([400], 20, "relu"), ([200, 200], 50, "tanh")):
         model = VAE(784, hidden, z_dim, activation=act, seed=0)
         x = (np.random.default_rng(1).uniform(size=(args.lm_images, 784)) < 0.3).astype(np.float32)
         jobs = {"log_marginal": log_marginal_job(model, x, args.k, args.max_rows, args.workers),
                 "BLAS bound": log_marginal_bound(model, len(x), args.k, args.max_rows)}
-        times = interleaved(jobs, args.repeats, {name: 1 for name in jobs}, clock, args.settle)
+        times = interleaved(jobs, args.rounds, {name: 1 for name in jobs}, clock, max(args.settle, 0.3))
         best = {name: min(t) for name, t in times.items()}
         peak = peak_memory(jobs["log_marginal"])
         arch = f"784-{'-'.join(map(str, hidden))}-{z_dim} {act}"
@@ -398,6 +516,74 @@ def main():
         print(f"  ratio to bound {best['BLAS bound'] / best['log_marginal']:.2f} "
               f"(median {np.median(times['BLAS bound']) / np.median(times['log_marginal']):.2f}); "
               f"peak memory {peak / 2 ** 20:.1f} MiB")
+
+
+SECTIONS = ("steps", "epoch", "conv", "log_marginal")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", default=None,
+                   help="comma-separated thread counts (default: 1, 2, 4, ... up to the cores)")
+    p.add_argument("--sections", default="steps,epoch",
+                   help=f"comma-separated, from {', '.join(SECTIONS)} (conv and log_marginal run at the most threads)")
+    p.add_argument("--rounds", "--repeats", type=int, default=7, help="interleaved rounds (at least 7 for a claim)")
+    p.add_argument("--steps", type=int, default=50, help="training steps per contender per round")
+    p.add_argument("--epoch-rounds", type=int, default=7, help="interleaved rounds of the MNIST epoch")
+    p.add_argument("--epoch-images", type=int, default=None, help="the first N training images only (a quick check)")
+    p.add_argument("--data-dir", default=None, help="where MNIST is (default: numpyvae.data's search)")
+    p.add_argument("--settle", type=float, default=0.05,
+                   help="seconds of sleep before each timed job (idle BLAS and OpenMP threads spin, then sleep)")
+    p.add_argument("--lm-images", type=int, default=4, help="images per log_marginal repetition")
+    p.add_argument("--k", type=int, default=5000)
+    p.add_argument("--max-rows", type=int, default=1024)
+    p.add_argument("--workers", type=int, default=None,
+                   help="log_marginal's workers (default: as many as BLAS has threads)")
+    p.add_argument("--autograd", action="store_true", help="HIPS autograd's step too (at 1 thread)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="conv and log_marginal sections: wall time, or this process's CPU time")
+    args = p.parse_args()
+    sections = [s for s in args.sections.split(",") if s]
+    if set(sections) - set(SECTIONS):
+        p.error(f"--sections: unknown {sorted(set(sections) - set(SECTIONS))}; choose from {SECTIONS}")
+    cores = os.cpu_count() or 1
+    counts = thread_counts(cores) if args.threads is None else [int(t) for t in args.threads.split(",")]
+    start = blas_threads()
+    if start is None:
+        print("numpyvae cannot steer this BLAS's threads (numpyvae/blas_threads.py): every count runs the serial step")
+    elif max(counts) > start:
+        print(f"note: OpenBLAS started with {start} threads (OPENBLAS_NUM_THREADS?); unset it to time more")
+    has_torch, has_autograd = optional("torch"), args.autograd and optional("autograd")
+    versions = f"NumPy {np.__version__}"
+    if has_torch:
+        import torch
+        versions += f", PyTorch {torch.__version__}"
+    if has_autograd:
+        from importlib.metadata import version
+        versions += f", autograd {version('autograd')}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"machine: {cpu}, {cores} cores, {platform.system()}, Python {platform.python_version()}, {versions}; "
+          f"BLAS threads steered by {controller()}; threads {counts}; {args.rounds} interleaved rounds of "
+          f"{args.steps} steps; load average before {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "")
+    t0 = time.perf_counter()
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    if "steps" in sections:
+        section_steps(args, counts, has_torch, has_autograd)
+    if "epoch" in sections:
+        section_epoch(args, counts, has_torch)
+    if "conv" in sections:
+        with n_blas_threads(max(counts)):
+            section_conv(args, max(counts), has_torch, clock)
+    if "log_marginal" in sections:
+        with n_blas_threads(max(counts)):
+            section_log_marginal(args, clock)
+    print(f"\n(took {time.perf_counter() - t0:.0f} s; load average after {os.getloadavg()[0]:.2f})"
+          if hasattr(os, "getloadavg") else "")
 
 
 if __name__ == "__main__":

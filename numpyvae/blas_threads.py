@@ -116,3 +116,19 @@ def one_blas_thread():
             if _held == 0:
                 for (_, set_threads), n in zip(_FUNCTIONS, _saved):
                     set_threads(n)
+
+
+@contextlib.contextmanager
+def n_blas_threads(n):
+    """Within the block every BLAS found uses n threads (at most the count it started with); restored after.
+
+    For benchmarks that compare thread counts in one process; it does not nest with ``one_blas_thread``.
+    """
+    saved = [int(get()) for get, _ in _FUNCTIONS]
+    for _, set_threads in _FUNCTIONS:
+        set_threads(int(n))
+    try:
+        yield
+    finally:
+        for (_, set_threads), m in zip(_FUNCTIONS, saved):
+            set_threads(m)
