@@ -273,3 +273,24 @@ def test_without_threadpoolctl_openblas_is_steered_by_ctypes_and_without_either_
     assert neither[0] == "None None 1" and neither[1] == "None" and neither[2].startswith("1 "), neither
     assert neither[2].split()[1] == no_tpc[2].split()[1] or abs(
         float(neither[2].split()[1]) - float(no_tpc[2].split()[1])) < 1e-4, "the serial fallback trains differently"
+
+
+def test_the_command_line_trains_with_workers_records_them_and_keeps_them_on_resume(tmp_path, capsys):
+    from numpyvae.cli import main
+    out = tmp_path / "run"
+    tiny = ["--hidden", "8", "--batch-size", "64", "--no-plots", "-q"]
+    assert main(["train", "--epochs", "1", "--out", str(out), "--workers", "2", *tiny]) == 0
+    path = out / "checkpoint.npz"
+    assert ckpt.threads(path)["workers"] == 2 and ckpt.trainer_config(path)[1]["workers"] == 2
+    capsys.readouterr()
+    assert main(["train", "--resume", str(path), "--epochs", "2", "--no-plots", "-q"]) == 0
+    kept = capsys.readouterr().err
+    assert ckpt.trainer_config(path)[1]["workers"] == 2 and "worker" not in kept, kept
+    assert main(["train", "--resume", str(path), "--epochs", "3", "--workers", "1", "--no-plots", "-q"]) == 0
+    told = capsys.readouterr().err
+    print(f"resumed with another count: {told!r}")
+    assert "trained with 2 worker(s), this run uses 1" in told and "not bit-identical" in told
+    assert ckpt.trainer_config(path)[1]["workers"] == 1 and ckpt.threads(path)["workers"] == 1
+    with pytest.raises(SystemExit) as refused:
+        main(["train", "--epochs", "1", "--out", str(tmp_path / "r2"), "--workers", "0", *tiny])
+    assert refused.value.code == 2 and "--workers" in capsys.readouterr().err
