@@ -112,9 +112,9 @@ def torch_step(batch, threads, seed=0):
     return torch_parts(batch, threads, seed)["step"]
 
 
-def numpyvae_parts(batch, workers, seed=0):
+def numpyvae_parts(batch, workers, seed=0, arch="mlp"):
     """{"step", "fwd+bwd", "update"} for numpyvae with ``workers`` workers (1: the serial step)."""
-    model = VAE(784, [400], 20, activation="relu", seed=seed)
+    model = VAE(784, [400], 20, activation="relu", seed=seed, arch=arch)
     opt = Adam(model.params)
     rng = np.random.default_rng(seed)
     x = rng.uniform(size=(batch, 784)).astype(np.float32)
@@ -477,21 +477,25 @@ def section_epoch(args, counts, has_torch):
 def section_conv(args, threads, has_torch, clock):
     batch = 128
     jobs = {"numpyvae": numpyvae_conv_step(batch)}
+    if threads > 1:
+        jobs[f"numpyvae {threads} workers"] = numpyvae_parts(batch, threads, arch="conv")["step"]
     if has_torch:
         jobs["pytorch"] = torch_conv_step(batch, threads)
     conv_steps = max(1, args.steps // 10)
     times = interleaved(jobs, args.rounds, {name: conv_steps for name in jobs}, clock)
     best = {name: min(t) for name, t in times.items()}
     print(f"\ntraining step, conv VAE (conv 32-64, 3136-400-20, mirrored), batch {batch}, float32, "
-          f"{threads} BLAS threads, serial step, {conv_steps} steps per repetition:")
+          f"{threads} threads (numpyvae: the serial step on {threads} BLAS threads, and {threads} workers), "
+          f"{conv_steps} steps per repetition, best (median):")
     for name, t in times.items():
-        mem = peak_rss(("numpyvae_conv_step" if name == "numpyvae" else "torch_conv_step"),
-                       "" if name == "numpyvae" else f", {threads}")
-        print(f"  {name:10s} {1e3 * best[name]:7.1f} ms ({1e3 * np.median(t):.1f})  "
-              f"{batch / best[name]:7.0f} examples/s  peak resident memory {mem / 2 ** 20:.0f} MiB")
+        mem = "" if "workers" in name else ("  peak resident memory " + str(round(peak_rss(
+            "numpyvae_conv_step" if name == "numpyvae" else "torch_conv_step",
+            "" if name == "numpyvae" else f", {threads}") / 2 ** 20)) + " MiB")
+        print(f"  {name:18s} {1e3 * best[name]:7.1f} ms ({1e3 * np.median(t):.1f})  "
+              f"{batch / best[name]:7.0f} examples/s{mem}")
     if "pytorch" in best:
-        print(f"  numpyvae vs pytorch: {best['pytorch'] / best['numpyvae']:.2f}x "
-              f"(median {np.median(times['pytorch']) / np.median(times['numpyvae']):.2f}x)")
+        for name in [n for n in best if n.startswith("numpyvae")]:
+            print(f"  {name} vs pytorch: {spread(per_round(times, 'pytorch', name), '{:.2f}x')}")
     shares = conv_time_shares(batch)
     print(f"  numpyvae's step: im2col {100 * shares['im2col']:.0f}%, col2im {100 * shares['col2im']:.0f}% "
           f"of its time (the copies around the products)")
