@@ -117,7 +117,7 @@ def flow_backward(dz_K, dsum_logdet, caches):
 
 # ---- the inverse, for evaluating the flowed density at a point ----------------------
 
-def planar_inverse(y, u_hat, w, b, iterations=200):
+def planar_inverse(y, u_hat, w, b, iterations=100):
     """The z with f(z) = y, for y (S, B, Z), needing w.u_hat >= -1.  (13.9)
 
     w.y + b = s + c tanh(s) with s = w.z + b and c = w.u_hat: a scalar equation,
