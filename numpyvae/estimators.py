@@ -49,6 +49,7 @@ class Estimate:
     dz      : (K, B, Z) or None, d elbo / d z_k through the terms other than log p(x|z)
     dmu, dlogvar : (B, Z) direct partials (not through z)
     reparameterized : False means the encoder gets no gradient through z (score function)
+    dlog_q  : (K, B) or None, d elbo / d log q(z_k|x) when log q is handed in (the flow estimators)
     """
 
     elbo: np.ndarray
@@ -59,6 +60,7 @@ class Estimate:
     recon: np.ndarray = None
     kl: np.ndarray = None
     reparameterized: bool = True
+    dlog_q: np.ndarray = None
 
 
 def checks_inputs(kernel):
@@ -207,3 +209,66 @@ def score(log_px, z, mu, logvar, beta=1.0, prior=None):
 
 
 ESTIMATORS = {"analytic": analytic, "mc": mc, "iwae": iwae, "stl": stl, "score": score}
+
+
+# ---- a posterior that hands in log q itself: the flow ELBO (derivations/13-planar-flows.md) ----
+#
+# A flowed posterior's log q_K(z_K|x) = log q_0(z_0|x) - sum_k log|det df_k/dz_{k-1}| is not a
+# function of (z, mu, logvar), so these estimators take it as an input, log_q (K, B), and return
+# d elbo / d log_q for the posterior's own backward pass (numpyvae/posterior.py's PlanarFlow).
+
+def checks_flow_inputs(kernel):
+    """Decorator: refuse inputs that are not finite arrays of shapes (K, B), (K, B, Z), (K, B)."""
+    @functools.wraps(kernel)
+    def public(log_px, z, log_q, beta=1.0, prior=None):
+        log_px, z, log_q = (as_float_array(n, a) for n, a in (("log_px", log_px), ("z", z), ("log_q", log_q)))
+        if log_px.ndim != 2 or z.ndim != 3 or z.shape[:2] != log_px.shape or log_q.shape != log_px.shape:
+            raise InputError(f"log_px, z, log_q: expected shapes (K, B), (K, B, Z), (K, B), got "
+                             f"{log_px.shape}, {z.shape}, {log_q.shape}")
+        if log_px.shape[0] == 0 or log_px.shape[1] == 0:
+            raise InputError(f"log_px: expected at least one sample and one example, got shape {log_px.shape}")
+        beta = check_float("beta", beta, lo=0.0, hi=1e6)
+        with np.errstate(over="ignore", invalid="ignore"):
+            est = kernel(log_px, z, log_q, beta, prior)
+        if not np.all(np.isfinite(est.elbo)):
+            raise InputError(f"log_px, z, log_q: values so extreme that the {kernel.__name__} objective "
+                             f"overflowed; expected moderate values")
+        return est
+
+    public.kernel = kernel
+    return public
+
+
+@checks_flow_inputs
+def flow_mc(log_px, z, log_q, beta=1.0, prior=None):
+    """The flow ELBO, mean_k [log p(x|z_k) + beta (log p(z_k) - log q(z_k|x))], log q handed in.  (13.1)
+
+    With z_k = z_K the flow's output and log q = log q_0(z_0) - sum log-dets, it is
+    E_q0[log p(x, z_K) - log q_0(z_0) + sum_k log|det df_k/dz_{k-1}|] at beta = 1.
+    """
+    prior = prior or STANDARD_NORMAL
+    K = log_px.shape[0]
+    w = beta / K
+    return Estimate(elbo=(log_px + beta * (prior.log_prob(z) - log_q)).mean(axis=0),
+                    dlog_px=np.full_like(log_px, 1.0 / K), dz=w * prior.log_prob_grad(z), dmu=None, dlogvar=None,
+                    recon=log_px.mean(axis=0), kl=(log_q - prior.log_prob(z)).mean(axis=0),
+                    dlog_q=np.full_like(log_q, -w))
+
+
+@checks_flow_inputs
+def flow_iwae(log_px, z, log_q, beta=1.0, prior=None):
+    """log (1/K) sum_k exp(f_k), f_k = log p(x|z_k) + beta (log p(z_k) - log q(z_k|x)), log q handed in.
+
+    Its gradient weights each sample's by w_k = exp(f_k) / sum_j exp(f_j) (derivations/08-iwae.md).
+    """
+    prior = prior or STANDARD_NORMAL
+    K = log_px.shape[0]
+    f = log_px + beta * (prior.log_prob(z) - log_q)
+    w = np.exp(f - _logsumexp(f, axis=0))
+    return Estimate(elbo=_logsumexp(f, axis=0) - math.log(K), dlog_px=w,
+                    dz=beta * w[..., None] * prior.log_prob_grad(z), dmu=None, dlogvar=None,
+                    recon=log_px.mean(axis=0), kl=(log_q - prior.log_prob(z)).mean(axis=0), dlog_q=-beta * w)
+
+
+# the estimators a flowed posterior takes, under the names of their Gaussian-posterior counterparts
+FLOW_ESTIMATORS = {"mc": flow_mc, "iwae": flow_iwae}

@@ -29,7 +29,8 @@ def bounds(model, x, rng, k=1, batch_size=1000):
     Returns a dict (nats per example):
       neg_elbo : -ELBO (beta = 1): reconstruction + KL, eq. (7*), one sample z per example
       recon    : -E_q[log p(x|z)], the reconstruction term
-      kl       : KL(q(z|x) || p(z)), in closed form
+      kl       : KL(q(z|x) || p(z)), in closed form (a flowed posterior: sampled, one z per example,
+                 and neg_elbo is the flow ELBO "mc" with one sample)
       neg_iwae : the IWAE bound -log (1/k) sum_i p(x, z_i)/q(z_i|x), only when k > 1
                  (an upper bound on -log p(x) in expectation, tighter as k grows)
     """
@@ -39,7 +40,7 @@ def bounds(model, x, rng, k=1, batch_size=1000):
     batch_size = check_positive_int("batch_size", batch_size)
     recon = kl = iw = 0.0
     for start in range(0, len(x), batch_size):
-        est = model.estimate(x[start:start + batch_size], rng, "analytic", 1)
+        est = model.estimate(x[start:start + batch_size], rng, "mc" if model.flow_steps else "analytic", 1)
         recon -= float(np.sum(est.recon))
         kl += float(np.sum(est.kl))
         if k > 1:
@@ -120,7 +121,7 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
             bar.update(done[0])
 
     def work(passes):
-        log_w = _LogWeights(model, max_rows, model_lock)
+        log_w = (_FlowLogWeights if model.flow_steps else _LogWeights)(model, max_rows, model_lock)
         try:
             for p in passes:
                 if stop.is_set():
@@ -290,6 +291,31 @@ class _LogWeights:
             sum_softplus[bad] = np.sum(softplus(h1[bad] @ self.W1), axis=1)
         sum_x_logits = np.einsum("kbh,bh->kb", h1.reshape(K, B, -1), self.W1x)
         return sum_x_logits - sum_softplus.reshape(K, B)
+
+
+class _FlowLogWeights:
+    """log w = log p(x|z_K) + log p(z_K) - log q_K(z_K|x), z_K the flowed sample: a flowed posterior's
+    log_marginal, with q_K as the proposal (derivations/13-planar-flows.md); the same calls as _LogWeights."""
+
+    def __init__(self, model, max_rows, model_lock=None):
+        self.model = model
+        self.model_lock = model.lock if model_lock is None else model_lock
+
+    def set_batch(self, x):
+        self.x = x
+        with self.model_lock:
+            self.mu, self.logvar, self.flow = self.model.encode_flow(x)
+
+    def draw_eps(self, rng, K, B):
+        return self.model.draw_eps(rng, K, B)
+
+    def __call__(self, eps):
+        K, B = eps.shape[:2]
+        (z, log_q), _ = self.model.posterior.sample(self.mu, self.logvar, self.flow, eps)
+        with self.model_lock:
+            out = self.model.decode(z.reshape(K * B, -1)).reshape(K, B, -1)
+        log_px = self.model.log_px(self.x, out)
+        return log_px.astype(np.float64) + (self.model.prior.log_prob(z) - log_q).astype(np.float64)
 
 
 def _activate(layer, h):

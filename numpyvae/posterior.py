@@ -11,6 +11,7 @@ another object with the same methods.
 import numpy as np
 
 from . import distributions as dist
+from . import flows
 
 # log-variances are clipped to this range (gradient zero outside) so that
 # exp(logvar) stays finite even for absurd network outputs.
@@ -61,4 +62,68 @@ class DiagonalGaussian:
         return dist.gaussian_log_prob_grads.kernel(z, mu, logvar)
 
 
-POSTERIORS = {"diagonal_gaussian": DiagonalGaussian}
+class PlanarFlow:
+    """q_K(z|x): a diagonal Gaussian q_0 pushed through K planar steps (numpyvae/flows.py), amortized.
+
+    The encoder produces, per example, the base parameters and every step's
+    parameters (Rezende & Mohamed 2015, Sec. 4.2):
+
+        h (B, 2Z + K(2Z + 1)) = [mu | raw logvar | u_1..u_K | w_1..w_K | b_1..b_K]
+
+    ``params`` reparameterizes each u to u_hat (w.u_hat > -1: every step
+    invertible).  ``sample`` draws z_0 = mu + sigma * eps, flows it to z_K and
+    returns log q_K(z_K|x) = log q_0(z_0|x) - sum_k log|det df_k/dz_{k-1}|
+    (derivations/13-planar-flows.md, (13.1)); at z_0 = mu + sigma eps,
+    log q_0(z_0) = -1/2 sum_j [log 2 pi + logvar_j + eps_j^2], so with eps held
+    fixed it depends on logvar only.  The backward passes return the gradient
+    of h: the flow's parameters are the encoder's outputs, so their gradients
+    go into the encoder's buffers through dh.
+    """
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def n_outputs(self, z_dim):
+        """2Z for the base Gaussian, then K times (u, w: Z each; b: 1)."""
+        return 2 * z_dim + self.steps * (2 * z_dim + 1)
+
+    def params(self, h):
+        """h (B, n_outputs) -> (mu, logvar, (u_hat, w, b)), cache.  u_hat, w (B, K, Z); b (B, K)."""
+        K = self.steps
+        z_dim = (h.shape[1] - K) // (2 * K + 2)
+        B = h.shape[0]
+        logvar, inside = clip_logvar(h[:, z_dim:2 * z_dim])
+        u = h[:, 2 * z_dim:(2 + K) * z_dim].reshape(B, K, z_dim)
+        w = h[:, (2 + K) * z_dim:(2 + 2 * K) * z_dim].reshape(B, K, z_dim)
+        u_hat, ucache = flows.u_hat_forward(u, w)              # (13.6)
+        return (h[:, :z_dim], logvar, (u_hat, w, h[:, -K:] if K else h[:, :0])), (inside, ucache)
+
+    def params_backward(self, dmu, dlogvar, dflow, cache):
+        """dmu, dlogvar (B, Z), dflow = (du_hat, dw, db) -> dh (B, n_outputs)."""
+        inside, ucache = cache
+        du_hat, dw, db = dflow
+        du, dw_u = flows.u_hat_backward(du_hat, ucache)        # (13.7)
+        B = dmu.shape[0]
+        return np.concatenate([dmu, dlogvar * inside, du.reshape(B, -1), (dw + dw_u).reshape(B, -1), db], axis=1)
+
+    def draw_eps(self, rng, k, batch, z_dim, dtype):
+        """eps ~ N(0, I) of shape (k, batch, Z) from ``rng``."""
+        return rng.standard_normal((k, batch, z_dim), dtype=dtype)
+
+    def sample(self, mu, logvar, flow, eps):
+        """z_K (K, B, Z) and log q_K(z_K|x) (K, B) for eps (K, B, Z); cache."""
+        z0, rcache = dist.reparameterize.kernel(mu, logvar, eps)
+        z, sum_logdet, fcache = flows.flow_forward(z0, *flow)
+        log_q0 = -0.5 * np.sum(dist.LOG2PI + logvar + eps * eps, axis=-1)
+        return (z, log_q0 - sum_logdet), (rcache, fcache)
+
+    def sample_backward(self, dz, dlog_q, cache):
+        """dz (K, B, Z), dlog_q (K, B) -> dmu, dlogvar (B, Z), (du_hat, dw, db); eps held fixed."""
+        rcache, fcache = cache
+        dz0, du_hat, dw, db = flows.flow_backward(dz, -dlog_q, fcache)
+        dmu, dlogvar = dist.reparameterize_backward.kernel(dz0, rcache)
+        dlogvar = dlogvar - 0.5 * np.sum(dlog_q, axis=0)[:, None]
+        return dmu, dlogvar, (du_hat, dw, db)
+
+
+POSTERIORS = {"diagonal_gaussian": DiagonalGaussian, "planar_flow": PlanarFlow}

@@ -25,11 +25,11 @@ import numpy as np
 from . import distributions as dist
 from .architectures import ARCHITECTURES
 from .errors import InputError
-from .estimators import ESTIMATORS
+from .estimators import ESTIMATORS, FLOW_ESTIMATORS
 from .layers import ACTIVATIONS, INITS, sigmoid
 from .network import Network, plan
 from .params import Params
-from .posterior import LOGVAR_LIMIT, DiagonalGaussian, clip_logvar as _clip_logvar  # noqa: F401 (re-exported)
+from .posterior import LOGVAR_LIMIT, DiagonalGaussian, PlanarFlow, clip_logvar as _clip_logvar  # noqa: F401 (re-exported)
 from .prior import StandardNormal
 from .validate import as_float_array, check_choice, check_dtype, check_float, check_positive_int, check_rng
 
@@ -51,6 +51,8 @@ MAX_PARAMS = 100_000_000
 MAX_HIDDEN_LAYERS = 100
 # the most numbers one activation array may hold (1 GB in float32): bounds k * batch and n
 MAX_ACTIVATIONS = 2**28
+# the most planar steps in a flowed posterior (the paper goes to 80)
+MAX_FLOW_STEPS = 1000
 
 
 def _locked(method):
@@ -67,7 +69,7 @@ def _locked(method):
 
 def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu", init="glorot",
                  dtype=np.float32, gaussian_mean="identity", arch=None, image_shape=None, encoder=None,
-                 decoder=None):
+                 decoder=None, flow_steps=0):
     """The VAE's constructor arguments checked, without building anything; returns ``VAE.config``.
 
     InputError names the first bad argument.  The size is checked here, before
@@ -106,6 +108,11 @@ def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activat
     config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
                   init=init, dtype=np.dtype(dtype).name, gaussian_mean=gaussian_mean, arch=arch,
                   image_shape=image_shape, encoder=None, decoder=None)
+    flow_steps = check_positive_int("flow_steps", flow_steps, minimum=0)
+    if flow_steps > MAX_FLOW_STEPS:
+        raise InputError(f"flow_steps: expected at most {MAX_FLOW_STEPS} planar steps, got {flow_steps}")
+    if flow_steps:                             # absent for the diagonal Gaussian: configs from before flows are unchanged
+        config["flow_steps"] = flow_steps
     if arch == "custom":
         for name, spec, in_dim in (("encoder", encoder, x_dim), ("decoder", decoder, z_dim)):
             plan(spec, (in_dim,), name)                              # a list of valid entries, before copying it
@@ -127,13 +134,19 @@ def _plain(spec, name):
         raise InputError(f"{name}: expected plain numbers, strings and lists in the specification ({err})") from None
 
 
+def make_posterior(config):
+    """The posterior object of a checked config: a diagonal Gaussian, or K planar flow steps on one."""
+    steps = config.get("flow_steps", 0)
+    return PlanarFlow(steps) if steps else DiagonalGaussian()
+
+
 def network_specs(config):
     """(encoder, decoder) specifications of a checked config: the given ones, or the named builder's.
 
     Both are checked: the encoder maps D numbers to the posterior's 2Z, the decoder Z to D (or 2D).
     """
     x_dim, z_dim = config["x_dim"], config["z_dim"]
-    n_latent_out = DiagonalGaussian().n_outputs(z_dim)
+    n_latent_out = make_posterior(config).n_outputs(z_dim)
     out_dim = x_dim if config["likelihood"] == "bernoulli" else 2 * x_dim
     if config["encoder"] is not None:
         encoder, decoder = config["encoder"], config["decoder"]
@@ -167,6 +180,11 @@ class VAE:
     image_shape: (C, H, W) of one image, for "conv" (default (1, s, s) when D = s^2).
     encoder, decoder : network specifications (numpyvae/network.py); the
                  encoder maps D numbers to 2Z, the decoder Z to D (or 2D).
+    flow_steps : K > 0 makes q(z|x) a diagonal Gaussian pushed through K planar
+                 flow steps whose parameters the encoder produces per example
+                 (numpyvae/flows.py; the encoder then maps D numbers to
+                 2Z + K(2Z + 1)); trained with the estimators "mc" (the flow
+                 ELBO) or "iwae".  0 (default): the diagonal Gaussian.
 
     ``params`` is a read-only mapping name -> live parameter array (write
     into an array in place; assigning a new one is refused: numpyvae/params.py), named
@@ -189,9 +207,9 @@ class VAE:
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu",
                  init="glorot", dtype=np.float32, seed=0, gaussian_mean="identity", arch=None, image_shape=None,
-                 encoder=None, decoder=None):
+                 encoder=None, decoder=None, flow_steps=0):
         self.config = check_config(x_dim, hidden, z_dim, likelihood, activation, init, dtype, gaussian_mean, arch,
-                                   image_shape, encoder, decoder)
+                                   image_shape, encoder, decoder, flow_steps)
         encoder, decoder = network_specs(self.config)
         self.likelihood, self.gaussian_mean = likelihood, gaussian_mean
         self.dtype = np.dtype(self.config["dtype"]).type
@@ -201,7 +219,8 @@ class VAE:
         rng = np.random.default_rng(seed)
         self.encoder = Network(encoder, (self.x_dim,), init, rng, self.dtype, name="encoder")
         self.decoder = Network(decoder, (self.z_dim,), init, rng, self.dtype, name="decoder")
-        self.posterior, self.prior = DiagonalGaussian(), StandardNormal()
+        self.posterior, self.prior = make_posterior(self.config), StandardNormal()
+        self.flow_steps = self.config.get("flow_steps", 0)
         self._widest = max(int(np.prod(shape)) for net, n_in in ((encoder, self.x_dim), (decoder, self.z_dim))
                            for _, shape, _ in plan(net, (n_in,)))   # the widest activation row
         params, self._grads = OrderedDict(), OrderedDict()
@@ -250,18 +269,31 @@ class VAE:
 
     def encode(self, x):
         """x: (B, D) -> mu, logvar: (B, Z), the parameters of q(z|x).  Checks x."""
-        (mu, logvar), _ = self._encode(self.check_x(x))
-        return _finite_result("encode(x)", "x", mu), logvar
+        q, _ = self._encode(self.check_x(x))
+        return _finite_result("encode(x)", "x", q[0]), q[1]
+
+    def encode_flow(self, x):
+        """x: (B, D) -> mu, logvar (B, Z) of the base q_0, and the flow (u_hat, w (B, K, Z), b (B, K)).
+
+        For a model with ``flow_steps`` > 0; u_hat is the reparameterized u
+        (numpyvae/flows.py), so numpyvae.flows.flow_forward(z0, *flow) is the flow.
+        """
+        if not self.flow_steps:
+            raise InputError("model: encode_flow needs a model with flow_steps > 0; this one has a diagonal Gaussian")
+        (mu, logvar, flow), _ = self._encode(self.check_x(x))
+        for arr in (mu, *flow):
+            _finite_result("encode_flow(x)", "x", arr)
+        return mu, logvar, flow
 
     def decode(self, z):
         """z: (N, Z) -> the decoder output (N, D) logits or (N, 2D) [mean | logvar].  Checks z."""
         return _finite_result("decode(z)", "z", self._decode(self.check_z(z))[0])
 
     def _encode(self, x):
-        """x (B, D) -> (mu, logvar), cache: the encoder network, then the posterior's parameters."""
+        """x (B, D) -> (mu, logvar) (and the flow's parameters), cache: the encoder, then the posterior."""
         h, net_cache = self.encoder.call(x)
-        (mu, logvar), post_cache = self.posterior.params(h)
-        return (mu, logvar), (net_cache, post_cache)
+        q, post_cache = self.posterior.params(h)        # (mu, logvar), or (mu, logvar, flow) for a flow
+        return q, (net_cache, post_cache)
 
     def _decode(self, z):
         """z (N, Z) -> decoder output (N, D or 2D), cache (the network's, and the Gaussian's clip mask)."""
@@ -308,12 +340,36 @@ class VAE:
         Returns mu, logvar (B, Z); z (K, B, Z); the decoder output out (K, B, D or 2D);
         log_px = log p(x|z) (K, B); and the cache of this call (what backward needs).
         """
+        if self.flow_steps:
+            raise InputError("model: forward is the diagonal Gaussian's pass; a flow model's is forward_flow")
         K, B = eps.shape[:2]
         (mu, logvar), enc_cache = self._encode(x)
         z, rcache = self.posterior.sample(mu, logvar, eps)             # derivations/06-reparameterization.md
         out, dec_cache = self._decode(z.reshape(K * B, self.z_dim))
         out = out.reshape(K, B, -1)
         return mu, logvar, z, out, self.log_px(x, out), ForwardCache(enc_cache, rcache, dec_cache)
+
+    def forward_flow(self, x, eps):
+        """A flow model's forward pass for a checked batch x (B, D) and noise eps (K, B, Z).
+
+        Returns z = z_K (K, B, Z), log q_K(z|x) (K, B), the decoder output out
+        (K, B, D or 2D), log_px (K, B) and the cache of this call.
+        """
+        K, B = eps.shape[:2]
+        (mu, logvar, flow), enc_cache = self._encode(x)
+        (z, log_q), scache = self.posterior.sample(mu, logvar, flow, eps)   # derivations/13-planar-flows.md
+        out, dec_cache = self._decode(z.reshape(K * B, self.z_dim))
+        out = out.reshape(K, B, -1)
+        return z, log_q, out, self.log_px(x, out), ForwardCache(enc_cache, scache, dec_cache)
+
+    def estimator_kernel(self, estimator):
+        """The estimator's kernel: a Gaussian posterior's, or for a flow the flow ELBO ("mc") or "iwae"."""
+        if not self.flow_steps:
+            return ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)].kernel
+        if estimator in ESTIMATORS and estimator not in FLOW_ESTIMATORS:
+            raise InputError(f"estimator: {estimator!r} needs a diagonal-Gaussian posterior (a closed form or "
+                             f"its mu and logvar); a flowed posterior takes {sorted(FLOW_ESTIMATORS)}")
+        return FLOW_ESTIMATORS[check_choice("estimator", estimator, FLOW_ESTIMATORS)].kernel
 
     def draw_eps(self, rng, k, batch):
         """eps ~ N(0, I) of shape (k, batch, Z) in the model dtype, from ``rng``."""
@@ -344,7 +400,7 @@ class VAE:
         dW, db), overwritten by the next call.
         """
         x = self.check_x(x)
-        est_fn = ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)].kernel
+        est_fn = self.estimator_kernel(estimator)
         beta = check_float("beta", beta, lo=0.0, hi=1e6)
         B = x.shape[0]
         if eps is None:
@@ -365,6 +421,8 @@ class VAE:
         else:
             grads = self.check_grad_buffers(grads)
         K = eps.shape[0]
+        if self.flow_steps:
+            return self._flow_loss_and_grads(x, eps, est_fn, beta, grads)
 
         mu, logvar, z, out, log_px, cache = self.forward(x, eps)
         est = est_fn(log_px, z, mu, logvar, beta, prior=self.prior)
@@ -393,6 +451,29 @@ class VAE:
                                    need_dx=False)                    # encoder (x needs no gradient)
         _check_grads(grads)
         return (loss, grads, est) if return_estimate else (loss, grads)
+
+    def _flow_loss_and_grads(self, x, eps, est_fn, beta, grads):
+        """loss_and_grads for a flowed posterior (checked x, eps, grads): the same chain rule, with
+        log q_K handed to the estimator and its gradient back to the flow.  derivations/13-planar-flows.md"""
+        K, B = eps.shape[:2]
+        z, log_q, out, log_px, cache = self.forward_flow(x, eps)
+        est = est_fn(log_px, z, log_q, beta, prior=self.prior)
+        self.last_estimate = est
+        loss = -float(np.mean(est.elbo))
+        if not np.isfinite(loss):
+            raise InputError(f"x, beta: the loss is {loss} for this batch (an overflow: values of x too "
+                             f"large for {np.dtype(self.dtype).name}, or the network has diverged)")
+        s = -1.0 / B
+        dout = self.dlog_px(x, out, cache)                           # likelihood
+        dout *= (s * est.dlog_px)[..., None]
+        dz = self.decoder.call_backward(dout.reshape(K * B, -1), cache.decoder[0],
+                                        _part(grads, "decoder."))    # decoder
+        dz = dz.reshape(K, B, self.z_dim) + s * est.dz               # log p(z_K) through z_K
+        dmu, dlogvar, dflow = self.posterior.sample_backward(dz, s * est.dlog_q, cache.sample)   # flow, reparam.
+        dh = self.posterior.params_backward(dmu, dlogvar, dflow, cache.encoder[1])   # u_hat, logvar's clip
+        self.encoder.call_backward(dh, cache.encoder[0], _part(grads, "encoder."), need_dx=False)
+        _check_grads(grads)
+        return loss, grads
 
     def check_grad_buffers(self, grads):
         """Refuse caller buffers that are not one array per parameter, of its shape and dtype."""
@@ -424,12 +505,16 @@ class VAE:
         the mean log p(x|z_k), ``kl`` (B,) the KL term.
         """
         x = self.check_x(x)
-        est_fn = ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)].kernel
+        est_fn = self.estimator_kernel(estimator)
         k = check_positive_int("k", k)
         self.check_rows("k * batch", k * x.shape[0])
         eps = self.draw_eps(check_rng("rng", rng), k, x.shape[0])
-        mu, logvar, z, _, log_px, _ = self.forward(x, eps)
-        est = est_fn(log_px, z, mu, logvar, prior=self.prior)
+        if self.flow_steps:
+            z, log_q, _, log_px, _ = self.forward_flow(x, eps)
+            est = est_fn(log_px, z, log_q, prior=self.prior)
+        else:
+            mu, logvar, z, _, log_px, _ = self.forward(x, eps)
+            est = est_fn(log_px, z, mu, logvar, prior=self.prior)
         for term in ("elbo", "recon", "kl"):
             _finite_result(f"estimate(x).{term}", "x", getattr(est, term))
         return est
@@ -439,7 +524,14 @@ class VAE:
         return self.estimate(x, rng, estimator, k).elbo
 
     def reconstruct(self, x, rng=None):
-        """Mean of p(x|z) at z = mu (rng None) or at one sample z ~ q(z|x)."""
+        """Mean of p(x|z) at z = mu (rng None) or at one sample z ~ q(z|x).
+
+        For a flow model: at z = f(mu), the flow applied to the base mean, or at a sample z_K."""
+        if self.flow_steps:
+            mu, logvar, flow = self.encode_flow(x)
+            eps = np.zeros((1, *mu.shape), self.dtype) if rng is None else self.draw_eps(check_rng("rng", rng), 1, len(mu))
+            mu = self.posterior.sample(mu, logvar, flow, eps)[0][0][0]   # z_K of z_0 = mu, or of a sample
+            return _finite_result("reconstruct(x)", "x", self.mean_image(self._decode(mu)[0]))
         mu, logvar = self.encode(x)
         if rng is not None:
             mu = self.posterior.sample(mu, logvar, self.draw_eps(check_rng("rng", rng), 1, len(mu)))[0][0]

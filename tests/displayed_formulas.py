@@ -232,6 +232,9 @@ def reader(note):
     if note == "12-convolution.md":
         import displayed_formulas_conv
         return displayed_formulas_conv.normalise
+    if note == "13-planar-flows.md":                 # inner and outer products of vectors
+        import displayed_formulas_flows
+        return displayed_formulas_flows.normalise
     return normalise
 
 
