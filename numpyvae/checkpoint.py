@@ -316,11 +316,12 @@ def load_params(model, arrays, path="<arrays>"):
 def _model_config(arrays, path):
     """The VAE's constructor arguments; options added since version 1 get their defaults."""
     return {"gaussian_mean": "identity", "arch": "mlp", "image_shape": None, "encoder": None, "decoder": None,
+            "prior": None,
             **_json(arrays, "model_config", path)}
 
 
 MODEL_KEYS = ("x_dim", "hidden", "z_dim", "likelihood", "activation", "init", "dtype", "gaussian_mean", "arch",
-              "image_shape", "encoder", "decoder")
+              "image_shape", "encoder", "decoder", "prior")
 
 
 def check_model_config(config, path):
