@@ -315,9 +315,11 @@ def load_params(model, arrays, path="<arrays>"):
 
 def _model_config(arrays, path):
     """The VAE's constructor arguments; options added since version 1 get their defaults."""
-    return {"gaussian_mean": "identity", "arch": "mlp", "image_shape": None, "encoder": None, "decoder": None,
-            "prior": None,
-            **_json(arrays, "model_config", path)}
+    config = {"gaussian_mean": "identity", "arch": "mlp", "image_shape": None, "encoder": None, "decoder": None,
+              **_json(arrays, "model_config", path)}
+    if "prior" in config and config["prior"] in (None, "standard_normal"):   # N(0, I) is the config without the entry
+        del config["prior"]
+    return config
 
 
 MODEL_KEYS = ("x_dim", "hidden", "z_dim", "likelihood", "activation", "init", "dtype", "gaussian_mean", "arch",

@@ -78,6 +78,8 @@ class MixtureDensity:
     Derivations/14, eqs. (14.1)-(14.4).  z may carry any leading axes (..., Z).
     """
 
+    has_closed_form_kl = False
+
     def __init__(self, means, logvars, log_weights):
         self.means, self.logvars, self.log_weights = means, logvars, log_weights
         self.precisions = np.exp(-logvars)                                      # 1 / v_c

@@ -84,7 +84,7 @@ class Trainer:
         self.batch_size = check_positive_int("batch_size", batch_size)
         if self.batch_size > len(self.x_train):
             raise InputError(f"batch_size: expected at most the {len(self.x_train)} training examples, got {batch_size}")
-        self.estimator = check_choice("estimator", estimator, ESTIMATORS)
+        self.estimator = model.check_estimator(estimator)        # "analytic" refused for a learned prior
         self.k, self.test_k = check_positive_int("k", k), check_positive_int("test_k", test_k)
         self.test_batch = test_batch_size(model, self.test_k)      # refuses a test_k too large up front
         self.binarize = check_choice("binarize", binarize, BINARIZE)

@@ -105,7 +105,9 @@ def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activat
                          f"{'given' if all(given) else 'missing'}; expected arch='custom' exactly when both are given")
     config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
                   init=init, dtype=np.dtype(dtype).name, gaussian_mean=gaussian_mean, arch=arch,
-                  image_shape=image_shape, encoder=None, decoder=None, prior=check_prior_config(prior))
+                  image_shape=image_shape, encoder=None, decoder=None)
+    if check_prior_config(prior) is not None:  # only a learned prior is named: N(0, I) models keep the config they had
+        config["prior"] = check_prior_config(prior)
     if arch == "custom":
         for name, spec, in_dim in (("encoder", encoder, x_dim), ("decoder", decoder, z_dim)):
             plan(spec, (in_dim,), name)                              # a list of valid entries, before copying it
@@ -114,7 +116,7 @@ def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activat
     n_params = 0
     for name, spec, in_dim in (("encoder", encoder, x_dim), ("decoder", decoder, z_dim)):
         n_params += sum(n for _, _, n in plan(spec, (in_dim,), name))
-    if config["prior"] is not None:            # the learned prior's parameters: C x Z means and logvars, C logits,
+    if "prior" in config:                      # the learned prior's parameters: C x Z means and logvars, C logits,
         C = config["prior"]["components"]      # or C pseudo-inputs of D numbers
         n_params += C * (2 * z_dim + 1) if config["prior"]["name"] == "mixture" else C * x_dim
     if n_params > MAX_PARAMS:
@@ -236,7 +238,7 @@ class VAE:
         self._widest = max(int(np.prod(shape)) for net, n_in in ((encoder, enc_in), (decoder, dec_in))
                            for _, shape, _ in plan(net, (n_in,)))   # the widest activation row
         self.posterior = DiagonalGaussian()
-        self.prior = self._build_prior(self.config["prior"], rng)
+        self.prior = self._build_prior(self.config.get("prior"), rng)
         params, self._grads = OrderedDict(), OrderedDict()
         for prefix, net in (("encoder", self.encoder), ("decoder", self.decoder)):
             own = net.own_grads()
@@ -258,6 +260,14 @@ class VAE:
             return MixturePrior(prior["components"], self.z_dim, rng, self.dtype)
         self.check_rows("prior['components']", prior["components"])          # the encoder runs on them every step
         return VampPrior(prior["components"], self.x_dim, self.z_dim, self.encoder, self.posterior, rng, self.dtype)
+
+    def check_estimator(self, estimator):
+        """A known estimator name that this model's prior allows ("analytic" needs a closed-form KL)."""
+        check_choice("estimator", estimator, ESTIMATORS)
+        if estimator == "analytic" and not self.prior.has_closed_form_kl:
+            raise InputError(f"estimator: 'analytic' needs a closed-form KL, which the prior {type(self.prior).__name__} "
+                             "does not have; use 'mc', 'iwae' or 'stl' (the KL term is then sampled)")
+        return estimator
 
     def prior_density(self):
         """The prior for one call, and its cache: (prior, None) for N(0, I), else a learned prior's
@@ -396,7 +406,7 @@ class VAE:
         dW, db), overwritten by the next call.
         """
         x = self.check_x(x)
-        est_fn = ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)].kernel
+        est_fn = ESTIMATORS[self.check_estimator(estimator)].kernel
         beta = check_float("beta", beta, lo=0.0, hi=1e6)
         B = x.shape[0]
         if eps is None:
@@ -480,7 +490,7 @@ class VAE:
         the mean log p(x|z_k), ``kl`` (B,) the KL term.
         """
         x = self.check_x(x)
-        est_fn = ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)].kernel
+        est_fn = ESTIMATORS[self.check_estimator(estimator)].kernel
         k = check_positive_int("k", k)
         self.check_rows("k * batch", k * x.shape[0])
         eps = self.draw_eps(check_rng("rng", rng), k, x.shape[0])
