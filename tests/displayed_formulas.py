@@ -232,6 +232,9 @@ def reader(note):
     if note == "12-convolution.md":
         import displayed_formulas_conv
         return displayed_formulas_conv.normalise
+    if note == "14-learned-priors-and-cvae.md":     # mixture components c, samples z_k, the CVAE's densities
+        import displayed_formulas_priors
+        return displayed_formulas_priors.normalise
     return normalise
 
 
