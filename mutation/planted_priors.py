@@ -4,7 +4,10 @@
     nice -n 10 python mutation/planted_priors.py --list
 
 The machinery of mutation/planted.py (a scratch copy under /tmp, one exact
-text replaced, pytest run there), with this issue's plants and test files.
+text replaced, pytest run there), with this issue's plants and test files:
+wrong code in numpyvae/prior.py, estimators.py and cvae.py, and wrong
+displayed formulas in derivations/14-learned-priors-and-cvae.md (the
+"formula-" plants, caught by tests/test_displayed_formulas_priors.py).
 A plant that no test catches is reported as MISSED and the script exits 1.
 """
 import os
@@ -13,9 +16,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import planted  # noqa: E402
 
+NOTE = "derivations/14-learned-priors-and-cvae.md"
 planted.WORK = os.path.join(os.environ.get("NUMPYVAE_MUTATION_WORK", "/tmp/numpyvae-mutation"), "planted-priors")
-planted.PATHS = [p for p in ("tests/test_learned_priors.py", "tests/test_cvae.py", "tests/test_displayed_formulas_priors.py")
-                 if os.path.exists(os.path.join(planted.ROOT, p))]
+planted.PATHS = ["tests/test_learned_priors.py", "tests/test_cvae.py", "tests/test_displayed_formulas_priors.py",
+                 NOTE]
 planted.PLANTS = {
     "pseudo-input-gradient-dropped": (
         "the VampPrior's gradient into its pseudo-inputs dropped (the encoder's backward still runs)", [
@@ -56,6 +60,25 @@ planted.PLANTS = {
             ("numpyvae/cvae.py", 'return _finite_result("log_marginal(x, y)", "x", total - math.log(k))',
              'return _finite_result("log_marginal(x, y)", "x", total)')]),
 }
+FORMULA_PLANTS = {     # name: (what is wrong, exact LaTeX in note 14, its wrong replacement)
+    "formula-14.1-lse-sign": ("14.1: the log-sum-exp's shift added instead of subtracted",
+                              r"M + \log \sum_c e^{a_c - M}", r"M + \log \sum_c e^{a_c + M}"),
+    "formula-14.2-responsibility-sign": ("14.2: the responsibility as e^{log p - a_c}",
+                                         r"e^{a_c - \log p(z)}", r"e^{\log p(z) - a_c}"),
+    "formula-14.3-sign": ("14.3: the gradient in z without its minus", r"\log p(z) = -\sum_c r_c", r"\log p(z) = \sum_c r_c"),
+    "formula-14.4-half": ("14.4: the log-variance gradient without its 1/2", r"\frac12 \Big(\frac{(z - m_c)^2}", r"\Big(\frac{(z - m_c)^2}"),
+    "formula-14.5-softmax-sign": ("14.5: the logits' gradient r_c + w_c", r"= r_c - w_c", r"= r_c + w_c"),
+    "formula-14.6-kl-reversed": ("14.6: the KL's integrand reversed (log p - log q)",
+                                 r"\big[\log q(z \mid x) - \log p(z)\big]", r"\big[\log p(z) - \log q(z \mid x)\big]"),
+    "formula-14.7-no-mean": ("14.7: the VampPrior summed, not averaged, over the pseudo-inputs",
+                             r"p(z) = \frac1C \sum_c q(z \mid u_c)", r"p(z) = \sum_c q(z \mid u_c)"),
+    "formula-14.8-no-logvar-route": ("14.8: the pseudo-input gradient without the log-variance's route",
+                                     r" + \frac{\partial \log p(z)}{\partial \operatorname{logvar}_c}\, \frac{\partial \operatorname{logvar}_c}{\partial u_c}", ""),
+    "formula-14.9-bound-reversed": ("14.9: the CVAE bound as an upper bound", r"\log p(x \mid y) \ge", r"\log p(x \mid y) \le"),
+    "formula-14.10-mean-of-logs": ("14.10: the importance-sampled estimate as a mean of log weights (the ELBO)",
+                                   r"\log \Big(\frac1K \sum_k W(z_k)\Big)", r"\frac1K \sum_k \log W(z_k)"),
+}
+planted.PLANTS.update({name: (what, [(NOTE, old, new)]) for name, (what, old, new) in FORMULA_PLANTS.items()})
 
 if __name__ == "__main__":
     sys.exit(planted.main(sys.argv[1:]))

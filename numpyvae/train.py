@@ -78,6 +78,9 @@ class Trainer:
                  weight_decay=0.0, seed=0, progress=None, verbose=True):
         if not isinstance(model, VAE):
             raise InputError(f"model: expected a numpyvae.VAE, got {type(model).__name__}")
+        if getattr(model, "n_classes", None) is not None:
+            raise InputError("model: a conditional VAE (numpyvae.cvae.CVAE) trains on labelled data; "
+                             "use numpyvae.cvae.train(model, x, y, epochs, rng)")
         self.model = model
         self.x_train = model.check_x(x_train, "x_train")
         self.x_test = None if x_test is None else model.check_x(x_test, "x_test")

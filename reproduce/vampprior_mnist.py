@@ -75,6 +75,7 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, default=300)
     p.add_argument("--z-dim", type=int, default=40)
     p.add_argument("--components", type=int, default=500)
+    p.add_argument("--n-train", type=int, default=None, help="train on the first N training images (default: all)")
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--eval-k", type=int, default=5000)
     p.add_argument("--quick", action="store_true", help="digits, 2 epochs, tiny models, K = 20 (seconds; for the tests)")
@@ -87,7 +88,7 @@ def main(argv=None):
     out = results_dir(f"vampprior_{args.dataset}" + ("_quick" if args.quick else ""), args.out)
     d = load(args.dataset)
     rng_bin = np.random.default_rng(7)
-    x_test = d.x_test[:args.n_test]
+    x_train, x_test = d.x_train[:args.n_train], d.x_test[:args.n_test]
     if args.dataset != "binarized-mnist":
         x_test = binarize(x_test, "dynamic", rng_bin)
     binarize_train = "none" if args.dataset == "binarized-mnist" else "dynamic"
@@ -97,7 +98,7 @@ def main(argv=None):
         for variant in VARIANTS:
             log(f"{variant}, seed {seed}: {args.epochs} epochs")
             model = build(variant, args, d.x_train.shape[1], seed)
-            trainer = Trainer(model, d.x_train, optimizer="adam", lr=1e-3, batch_size=100, estimator="mc", k=1,
+            trainer = Trainer(model, x_train, optimizer="adam", lr=1e-3, batch_size=100, estimator="mc", k=1,
                               binarize=binarize_train, seed=seed, verbose=False, progress=False)
             t = time.perf_counter()
             trainer.run(args.epochs)
@@ -123,12 +124,12 @@ def main(argv=None):
                      f"{-differences[f'{variant} - standard']['mean']:+.2f} ± {differences[f'{variant} - standard']['se']:.2f}"])
     table = markdown_table(["prior", "test −ELBO (per seed)", f"test −log p(x), K = {args.eval_k}",
                             "active units", "KL (sampled)", "ms per step", "−log p(x) vs standard (paired)"], rows)
-    notes = (f"{args.dataset}, seeds {args.seeds}, {args.epochs} epochs, MLP {args.hidden} tanh units, Z = {args.z_dim}, "
+    notes = (f"{args.dataset} ({len(x_train)} training images), seeds {args.seeds}, {args.epochs} epochs, MLP {args.hidden} tanh units, Z = {args.z_dim}, "
              f"{args.components} components / pseudo-inputs, Adam 1e-3, batch 100, estimator mc (k = 1); the first "
              f"{args.n_test} test images. ± is the standard error over the images; the paired column is the mean "
              "over images and seeds of the difference in −log p(x) from the standard-normal prior's (negative: "
              "better than the standard prior). −log p(x) is importance-sampled (a stochastic upper bound).")
-    result = dict(dataset=args.dataset, epochs=args.epochs, seeds=args.seeds, n_test=args.n_test, eval_k=args.eval_k,
+    result = dict(dataset=args.dataset, n_train=len(x_train), epochs=args.epochs, seeds=args.seeds, n_test=args.n_test, eval_k=args.eval_k,
                   components=args.components, hidden=args.hidden, z_dim=args.z_dim, runs=runs,
                   paired_log_px_differences=differences, command=command_line(), wall_seconds=clock.seconds(),
                   machine=machine(), quick=args.quick, date=time.strftime("%Y-%m-%d"))

@@ -159,3 +159,28 @@ def test_bad_arguments_are_refused():
             np.zeros((2, 6)), [0, 1], rng=np.random.default_rng(0))
     with pytest.raises(InputError, match="model"):
         train(object(), np.zeros((2, 6)), [0, 1], 1, np.random.default_rng(0))
+    from numpyvae.train import Trainer
+    with pytest.raises(InputError, match="cvae.train"):
+        Trainer(CVAE(6, 3, hidden=[5], z_dim=2), np.zeros((4, 6)), batch_size=2)
+
+
+def test_a_cvae_checkpoint_round_trips_and_its_fields_are_checked(tmp_path):
+    import json
+    from numpyvae import CheckpointError
+    from numpyvae import checkpoint as ckpt
+    m = CVAE(6, 3, hidden=[5], z_dim=2, seed=7, prior={"name": "mixture", "components": 2})
+    ckpt.save_model(tmp_path / "c.npz", m)
+    loaded = ckpt.load_model(tmp_path / "c.npz")
+    assert isinstance(loaded, CVAE) and loaded.config == m.config, f"ours {loaded.config} vs expected {m.config}"
+    for k, v in m.params.items():
+        np.testing.assert_array_equal(loaded.params[k], v, err_msg=k)
+    ckpt.load_model(tmp_path / "c.npz", CVAE(6, 3, hidden=[5], z_dim=2, seed=8, prior={"name": "mixture", "components": 2}))
+    arrays = dict(np.load(tmp_path / "c.npz", allow_pickle=False))
+    for bad in (0, "three", 2):              # 2 classes: the first layer's shape no longer matches
+        config = json.loads(str(arrays["model_config"]))
+        config["n_classes"] = bad
+        np.savez(tmp_path / "bad.npz", **dict(arrays, model_config=np.array(json.dumps(config))))
+        with pytest.raises(CheckpointError, match="n_classes" if bad != 2 else "shape"):
+            ckpt.load_model(tmp_path / "bad.npz")
+    with pytest.raises(CheckpointError, match="does not match"):
+        ckpt.load_model(tmp_path / "c.npz", CVAE(6, 4, hidden=[5], z_dim=2, prior={"name": "mixture", "components": 2}))
