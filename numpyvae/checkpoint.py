@@ -30,6 +30,7 @@ import numpy as np
 
 from .blas_threads import LIBRARIES, blas_threads
 from .blas_threads import controller as blas_controller
+from .cvae import CVAE
 from .data import BINARIZE
 from .errors import CheckpointError, InputError, NumpyVAEError
 from .estimators import ESTIMATORS
@@ -321,12 +322,15 @@ def load_params(model, arrays, path="<arrays>"):
 
 def _model_config(arrays, path):
     """The VAE's constructor arguments; options added since version 1 get their defaults."""
-    return {"gaussian_mean": "identity", "arch": "mlp", "image_shape": None, "encoder": None, "decoder": None,
-            **_json(arrays, "model_config", path)}
+    config = {"gaussian_mean": "identity", "arch": "mlp", "image_shape": None, "encoder": None, "decoder": None,
+              **_json(arrays, "model_config", path)}
+    if "prior" in config and config["prior"] in (None, "standard_normal"):   # N(0, I) is the config without the entry
+        del config["prior"]
+    return config
 
 
 MODEL_KEYS = ("x_dim", "hidden", "z_dim", "likelihood", "activation", "init", "dtype", "gaussian_mean", "arch",
-              "image_shape", "encoder", "decoder", "flow_steps")
+              "image_shape", "encoder", "decoder", "flow_steps", "prior", "n_classes")
 
 
 def check_model_config(config, path):
@@ -336,15 +340,28 @@ def check_model_config(config, path):
     unknown = set(config) - set(MODEL_KEYS)
     if unknown:
         raise CheckpointError(f"checkpoint {path!r}: model_config has unknown options {sorted(unknown)[:8]}")
+    config = dict(config)
+    n_classes = config.pop("n_classes", None)              # a conditional VAE (numpyvae/cvae.py)
     try:
-        return check_config(**config)
+        checked = check_config(**config)
+        if n_classes is not None:
+            n_classes = check_positive_int("n_classes", n_classes)
+            if checked["arch"] != "mlp" or checked.get("prior", {}).get("name") == "vampprior":
+                raise InputError("n_classes: a conditional VAE is an 'mlp' without the VampPrior")
+            checked["n_classes"] = n_classes
+        return checked
     except (NumpyVAEError, TypeError) as exc:   # TypeError: a required option (x_dim) missing
         raise CheckpointError(f"checkpoint {path!r}: model_config is not a valid VAE ({exc})") from None
 
 
 def build_model(config, path):
-    """A VAE from a stored config, or CheckpointError saying why not."""
-    return VAE(**check_model_config(config, path))
+    """A VAE (or a CVAE, when the config has n_classes) from a stored config, or CheckpointError saying why not."""
+    config = check_model_config(config, path)
+    if "n_classes" in config:
+        return CVAE(config["x_dim"], config["n_classes"], config["hidden"], config["z_dim"], config["likelihood"],
+                    config["activation"], config["init"], config["dtype"], gaussian_mean=config["gaussian_mean"],
+                    prior=config.get("prior"))
+    return VAE(**config)
 
 
 def load_model(path, model=None):

@@ -50,6 +50,8 @@ class Estimate:
     dmu, dlogvar : (B, Z) direct partials (not through z)
     reparameterized : False means the encoder gets no gradient through z (score function)
     dlog_q  : (K, B) or None, d elbo / d log q(z_k|x) when log q is handed in (the flow estimators)
+    dlog_pz : (K, B) or None, d elbo / d log p(z_k) with z_k held fixed: what a learned
+              prior's parameters get (None for "analytic", whose prior has none)
     """
 
     elbo: np.ndarray
@@ -61,6 +63,7 @@ class Estimate:
     kl: np.ndarray = None
     reparameterized: bool = True
     dlog_q: np.ndarray = None
+    dlog_pz: np.ndarray = None
 
 
 def checks_inputs(kernel):
@@ -144,7 +147,8 @@ def mc(log_px, z, mu, logvar, beta=1.0, prior=None):
     return Estimate(elbo=log_weights(log_px, z, mu, logvar, beta, prior).mean(axis=0),
                     dlog_px=np.full_like(log_px, 1.0 / K),
                     dz=w * dg_dz, dmu=w * dg_dmu.sum(axis=0), dlogvar=w * dg_dlogvar.sum(axis=0),
-                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar, prior))
+                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar, prior),
+                    dlog_pz=np.full_like(log_px, w))
 
 
 @checks_inputs
@@ -185,7 +189,7 @@ def iwae(log_px, z, mu, logvar, beta=1.0, prior=None):
     bw = beta * w[..., None]
     return Estimate(elbo=elbo, dlog_px=w, dz=bw * dg_dz,
                     dmu=(bw * dg_dmu).sum(axis=0), dlogvar=(bw * dg_dlogvar).sum(axis=0),
-                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar, prior))
+                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar, prior), dlog_pz=beta * w)
 
 
 @checks_inputs
@@ -205,7 +209,8 @@ def score(log_px, z, mu, logvar, beta=1.0, prior=None):
     fw = f[..., None] / K
     return Estimate(elbo=f.mean(axis=0), dlog_px=np.full_like(log_px, 1.0 / K), dz=None,
                     dmu=(fw * dq_dmu).sum(axis=0), dlogvar=(fw * dq_dlogvar).sum(axis=0),
-                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar, prior), reparameterized=False)
+                    recon=log_px.mean(axis=0), kl=_sampled_kl(z, mu, logvar, prior), reparameterized=False,
+                    dlog_pz=np.full_like(log_px, beta / K))
 
 
 ESTIMATORS = {"analytic": analytic, "mc": mc, "iwae": iwae, "stl": stl, "score": score}

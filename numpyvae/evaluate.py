@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .blas_threads import blas_threads, one_blas_thread
+from .distributions import LOG2PI
 from .errors import InputError
 from .estimators import _logsumexp
 from .layers import Linear, ReLU, Tanh, softplus
@@ -29,8 +30,8 @@ def bounds(model, x, rng, k=1, batch_size=1000):
     Returns a dict (nats per example):
       neg_elbo : -ELBO (beta = 1): reconstruction + KL, eq. (7*), one sample z per example
       recon    : -E_q[log p(x|z)], the reconstruction term
-      kl       : KL(q(z|x) || p(z)), in closed form (a flowed posterior: sampled, one z per example,
-                 and neg_elbo is the flow ELBO "mc" with one sample)
+      kl       : KL(q(z|x) || p(z)), in closed form (a flowed posterior or a learned prior: sampled,
+                 one z per example; for a flow neg_elbo is the flow ELBO "mc" with one sample)
       neg_iwae : the IWAE bound -log (1/k) sum_i p(x, z_i)/q(z_i|x), only when k > 1
                  (an upper bound on -log p(x) in expectation, tighter as k grows)
     """
@@ -39,8 +40,11 @@ def bounds(model, x, rng, k=1, batch_size=1000):
     k = check_positive_int("k", k)
     batch_size = check_positive_int("batch_size", batch_size)
     recon = kl = iw = 0.0
+    # a learned prior or a flowed posterior has no closed-form KL: its kl is the one-sample estimate
+    # log q(z|x) - log p(z)
+    kl_estimator = "analytic" if model.prior.has_closed_form_kl and not model.flow_steps else "mc"
     for start in range(0, len(x), batch_size):
-        est = model.estimate(x[start:start + batch_size], rng, "mc" if model.flow_steps else "analytic", 1)
+        est = model.estimate(x[start:start + batch_size], rng, kl_estimator, 1)
         recon -= float(np.sum(est.recon))
         kl += float(np.sum(est.kl))
         if k > 1:
@@ -213,6 +217,8 @@ class _LogWeights:
         self.x = x
         with self.model_lock:
             self.mu, self.logvar = self.model.encode(x)
+            # a learned prior's mixture, computed once per batch (None: p(z) = N(0, I), below in closed form)
+            self.prior = self.model.prior_density()[0] if self.model.prior.params else None
         self.sigma = np.exp(0.5 * self.logvar)
         self.half_sum_logvar = 0.5 * np.sum(self.logvar, axis=-1)
         if self.fused:
@@ -260,7 +266,11 @@ class _LogWeights:
         # log p(z) - log q(z|x) at z = mu + sigma eps: the log 2 pi terms cancel
         # and (z - mu)^2 / sigma^2 = eps^2, so no division is needed
         # (the sums of squares by einsum: no (K, B, Z) temporaries, for speed)
-        log_ratio = 0.5 * (np.einsum("kbz,kbz->kb", eps, eps) - np.einsum("kbz,kbz->kb", z, z)) + self.half_sum_logvar
+        if self.prior is None:
+            log_ratio = 0.5 * (np.einsum("kbz,kbz->kb", eps, eps) - np.einsum("kbz,kbz->kb", z, z)) + self.half_sum_logvar
+        else:                                                        # log p(z) + 1/2 [Z log 2 pi + sum logvar + eps^2]
+            log_ratio = (self.prior.log_prob(z) + 0.5 * (np.einsum("kbz,kbz->kb", eps, eps) + z.shape[-1] * LOG2PI)
+                         + self.half_sum_logvar)
         if self.fused:
             log_px = self._bernoulli_log_px(K, B)
         else:

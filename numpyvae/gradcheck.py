@@ -210,7 +210,10 @@ def surrogate_loss(model, x, eps, estimator, frozen, beta=1.0):
         z = frozen["z"]
         log_px = model.log_px(x, model.decode(z.reshape(K * B, -1)).reshape(K, B, -1))
         log_q = dist.gaussian_log_prob(z, mu, logvar)
-        return -float(np.mean(np.mean(log_px + frozen["f"] * log_q, axis=0)))
+        # a learned prior's parameters (and the VampPrior's encoder) reach f through log p(z) at the fixed z;
+        # for N(0, I) this term has no parameter in it and adds nothing to the gradient
+        log_pz = beta * model.prior.log_prob(z) if model.prior.params else 0.0
+        return -float(np.mean(np.mean(log_px + log_pz + frozen["f"] * log_q, axis=0)))
     mu, logvar, z, _, log_px, _ = model.forward(x, eps)
     if estimator == "stl":
         return -float(np.mean(log_weights(log_px, z, frozen["mu"], frozen["logvar"], beta, model.prior).mean(axis=0)))

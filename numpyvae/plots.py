@@ -170,10 +170,11 @@ def reconstructions(model, x, image_shape, n=10):
 
 
 def prior_samples(model, image_shape, rng, n=64):
-    """Means of p(x|z) for n draws z ~ N(0, I) from the generator ``rng``, in a square-ish grid."""
+    """Means of p(x|z) for n draws z ~ p(z) (N(0, I), or the model's learned prior) from ``rng``, in a square-ish grid."""
     fig = Figure(figsize=(6, 6), layout="constrained")
+    prior = "N(0, I)" if not model.prior.params else f"the learned {type(model.prior).__name__}"
     _show_grid(fig.subplots(), image_grid(model.sample(n, rng), image_shape, int(np.ceil(np.sqrt(n)))),
-               f"{n} samples: mean of p(x|z), z ~ N(0, I)")
+               f"{n} samples: mean of p(x|z), z ~ {prior}")
     return fig
 
 

@@ -86,14 +86,16 @@ class Trainer:
                  weight_decay=0.0, seed=0, progress=None, verbose=True, workers=1):
         if not isinstance(model, VAE):
             raise InputError(f"model: expected a numpyvae.VAE, got {type(model).__name__}")
+        if getattr(model, "n_classes", None) is not None:
+            raise InputError("model: a conditional VAE (numpyvae.cvae.CVAE) trains on labelled data; "
+                             "use numpyvae.cvae.train(model, x, y, epochs, rng)")
         self.model = model
         self.x_train = model.check_x(x_train, "x_train")
         self.x_test = None if x_test is None else model.check_x(x_test, "x_test")
         self.batch_size = check_positive_int("batch_size", batch_size)
         if self.batch_size > len(self.x_train):
             raise InputError(f"batch_size: expected at most the {len(self.x_train)} training examples, got {batch_size}")
-        self.estimator = check_choice("estimator", estimator, ESTIMATORS)
-        model.estimator_kernel(self.estimator)     # a flowed posterior refuses "analytic", "stl", "score" here
+        self.estimator = model.check_estimator(estimator)   # a learned prior refuses "analytic", a flow all but "mc", "iwae"
         self.k, self.test_k = check_positive_int("k", k), check_positive_int("test_k", test_k)
         self.test_batch = test_batch_size(model, self.test_k)      # refuses a test_k too large up front
         self.binarize = check_choice("binarize", binarize, BINARIZE)

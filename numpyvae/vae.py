@@ -30,7 +30,7 @@ from .layers import ACTIVATIONS, INITS, sigmoid
 from .network import Network, plan
 from .params import Params
 from .posterior import LOGVAR_LIMIT, DiagonalGaussian, PlanarFlow, clip_logvar as _clip_logvar  # noqa: F401 (re-exported)
-from .prior import StandardNormal
+from .prior import MixturePrior, StandardNormal, VampPrior
 from .validate import as_float_array, check_choice, check_dtype, check_float, check_positive_int, check_rng
 
 # The formulas without argument checks: the VAE checks x and eps once, at its public methods.
@@ -69,7 +69,7 @@ def _locked(method):
 
 def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu", init="glorot",
                  dtype=np.float32, gaussian_mean="identity", arch=None, image_shape=None, encoder=None,
-                 decoder=None, flow_steps=0):
+                 decoder=None, flow_steps=0, prior=None):
     """The VAE's constructor arguments checked, without building anything; returns ``VAE.config``.
 
     InputError names the first bad argument.  The size is checked here, before
@@ -113,6 +113,11 @@ def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activat
         raise InputError(f"flow_steps: expected at most {MAX_FLOW_STEPS} planar steps, got {flow_steps}")
     if flow_steps:                             # absent for the diagonal Gaussian: configs from before flows are unchanged
         config["flow_steps"] = flow_steps
+    if check_prior_config(prior) is not None:  # only a learned prior is named: N(0, I) models keep the config they had
+        config["prior"] = check_prior_config(prior)
+    if flow_steps and "prior" in config:
+        raise InputError("flow_steps, prior: a flowed posterior with a learned prior is not built yet; "
+                         "give one of them (flow_steps=0 or prior=None)")
     if arch == "custom":
         for name, spec, in_dim in (("encoder", encoder, x_dim), ("decoder", decoder, z_dim)):
             plan(spec, (in_dim,), name)                              # a list of valid entries, before copying it
@@ -121,9 +126,34 @@ def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activat
     n_params = 0
     for name, spec, in_dim in (("encoder", encoder, x_dim), ("decoder", decoder, z_dim)):
         n_params += sum(n for _, _, n in plan(spec, (in_dim,), name))
+    if "prior" in config:                      # the learned prior's parameters: C x Z means and logvars, C logits,
+        C = config["prior"]["components"]      # or C pseudo-inputs of D numbers
+        n_params += C * (2 * z_dim + 1) if config["prior"]["name"] == "mixture" else C * x_dim
     if n_params > MAX_PARAMS:
         raise InputError(f"x_dim, hidden, z_dim: {n_params:,} parameters, expected at most {MAX_PARAMS:,}")
     return config
+
+
+LEARNED_PRIORS = ("mixture", "vampprior")
+# the most mixture components or pseudo-inputs (Tomczak & Welling use 500)
+MAX_COMPONENTS = 100_000
+
+
+def check_prior_config(prior):
+    """None (or "standard_normal"): p(z) = N(0, I); else {"name": "mixture" or "vampprior", "components": C}.
+
+    Returns None or the checked dict (plain JSON, as a checkpoint stores it).
+    """
+    if prior is None or (isinstance(prior, str) and prior == "standard_normal"):
+        return None
+    if not isinstance(prior, dict) or set(prior) != {"name", "components"}:
+        raise InputError(f"prior: expected None, 'standard_normal' or a dict {{'name': one of {list(LEARNED_PRIORS)}, "
+                         f"'components': a positive int}}, got {prior!r:.80}")
+    name = check_choice("prior['name']", prior["name"], LEARNED_PRIORS)
+    components = check_positive_int("prior['components']", prior["components"])
+    if components > MAX_COMPONENTS:
+        raise InputError(f"prior['components']: expected at most {MAX_COMPONENTS:,}, got {components:,}")
+    return {"name": name, "components": components}
 
 
 def _plain(spec, name):
@@ -185,6 +215,12 @@ class VAE:
                  (numpyvae/flows.py; the encoder then maps D numbers to
                  2Z + K(2Z + 1)); trained with the estimators "mc" (the flow
                  ELBO) or "iwae".  0 (default): the diagonal Gaussian.
+    prior      : None (p(z) = N(0, I)), or a learned prior (numpyvae/prior.py):
+                 {"name": "mixture", "components": C} (a mixture of C diagonal
+                 Gaussians) or {"name": "vampprior", "components": C} (C
+                 pseudo-inputs).  Its parameters are ``params["prior.*"]``, trained
+                 and checkpointed with the rest; its KL is sampled (estimator
+                 "mc", "iwae" or "stl"; "analytic" refuses it).
 
     ``params`` is a read-only mapping name -> live parameter array (write
     into an array in place; assigning a new one is refused: numpyvae/params.py), named
@@ -207,9 +243,9 @@ class VAE:
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu",
                  init="glorot", dtype=np.float32, seed=0, gaussian_mean="identity", arch=None, image_shape=None,
-                 encoder=None, decoder=None, flow_steps=0):
+                 encoder=None, decoder=None, flow_steps=0, prior=None):
         self.config = check_config(x_dim, hidden, z_dim, likelihood, activation, init, dtype, gaussian_mean, arch,
-                                   image_shape, encoder, decoder, flow_steps)
+                                   image_shape, encoder, decoder, flow_steps, prior)
         encoder, decoder = network_specs(self.config)
         self.likelihood, self.gaussian_mean = likelihood, gaussian_mean
         self.dtype = np.dtype(self.config["dtype"]).type
@@ -217,18 +253,54 @@ class VAE:
         self.lock = threading.RLock()          # held by loss_and_grads on the model's own buffers (Threads above)
         self.x_dim, self.z_dim = self.config["x_dim"], self.config["z_dim"]
         rng = np.random.default_rng(seed)
-        self.encoder = Network(encoder, (self.x_dim,), init, rng, self.dtype, name="encoder")
-        self.decoder = Network(decoder, (self.z_dim,), init, rng, self.dtype, name="decoder")
-        self.posterior, self.prior = make_posterior(self.config), StandardNormal()
+        enc_in, dec_in = self._network_inputs()
+        self.encoder = Network(encoder, (enc_in,), init, rng, self.dtype, name="encoder")
+        self.decoder = Network(decoder, (dec_in,), init, rng, self.dtype, name="decoder")
         self.flow_steps = self.config.get("flow_steps", 0)
-        self._widest = max(int(np.prod(shape)) for net, n_in in ((encoder, self.x_dim), (decoder, self.z_dim))
+        self._widest = max(int(np.prod(shape)) for net, n_in in ((encoder, enc_in), (decoder, dec_in))
                            for _, shape, _ in plan(net, (n_in,)))   # the widest activation row
+        self.posterior = make_posterior(self.config)
+        self.prior = self._build_prior(self.config.get("prior"), rng)
         params, self._grads = OrderedDict(), OrderedDict()
         for prefix, net in (("encoder", self.encoder), ("decoder", self.decoder)):
             own = net.own_grads()
             for name, p in net.params.items():
                 params[f"{prefix}.{name}"], self._grads[f"{prefix}.{name}"] = p, own[name]
+        for name, p in self.prior.params.items():          # a learned prior's parameters (none for N(0, I))
+            params[f"prior.{name}"], self._grads[f"prior.{name}"] = p, np.zeros_like(p)
         self.params = Params(params)           # live arrays; assigning a new one is refused
+
+    def _network_inputs(self):
+        """The encoder's and the decoder's input sizes (the conditional VAE adds the label to both)."""
+        return self.x_dim, self.z_dim
+
+    def _build_prior(self, prior, rng):
+        """N(0, I), or the learned prior the config names, its parameters drawn from rng (after the networks')."""
+        if prior is None:
+            return StandardNormal()
+        if prior["name"] == "mixture":
+            return MixturePrior(prior["components"], self.z_dim, rng, self.dtype)
+        self.check_rows("prior['components']", prior["components"])          # the encoder runs on them every step
+        return VampPrior(prior["components"], self.x_dim, self.z_dim, self.encoder, self.posterior, rng, self.dtype)
+
+    def check_estimator(self, estimator):
+        """A known estimator name that this model allows: "analytic" needs a closed-form KL (not a
+        learned prior's), and a flowed posterior takes only the flow ELBO ("mc") or "iwae"."""
+        check_choice("estimator", estimator, ESTIMATORS)
+        if self.flow_steps and estimator not in FLOW_ESTIMATORS:
+            raise InputError(f"estimator: {estimator!r} needs a diagonal-Gaussian posterior (a closed form or "
+                             f"its mu and logvar); a flowed posterior takes {sorted(FLOW_ESTIMATORS)}")
+        if estimator == "analytic" and not self.prior.has_closed_form_kl:
+            raise InputError(f"estimator: 'analytic' needs a closed-form KL, which the prior {type(self.prior).__name__} "
+                             "does not have; use 'mc', 'iwae' or 'stl' (the KL term is then sampled)")
+        return estimator
+
+    def prior_density(self):
+        """The prior for one call, and its cache: (prior, None) for N(0, I), else a learned prior's
+        ``density()`` (the VampPrior runs the encoder on its pseudo-inputs, with a cache of its own)."""
+        if not self.prior.params:
+            return self.prior, None
+        return self.prior.density()
 
     def __getstate__(self):                    # copy.deepcopy, pickle: the copy gets a lock of its own
         return {k: v for k, v in self.__dict__.items() if k != "lock"}
@@ -364,12 +436,8 @@ class VAE:
 
     def estimator_kernel(self, estimator):
         """The estimator's kernel: a Gaussian posterior's, or for a flow the flow ELBO ("mc") or "iwae"."""
-        if not self.flow_steps:
-            return ESTIMATORS[check_choice("estimator", estimator, ESTIMATORS)].kernel
-        if estimator in ESTIMATORS and estimator not in FLOW_ESTIMATORS:
-            raise InputError(f"estimator: {estimator!r} needs a diagonal-Gaussian posterior (a closed form or "
-                             f"its mu and logvar); a flowed posterior takes {sorted(FLOW_ESTIMATORS)}")
-        return FLOW_ESTIMATORS[check_choice("estimator", estimator, FLOW_ESTIMATORS)].kernel
+        estimator = self.check_estimator(estimator)
+        return (FLOW_ESTIMATORS if self.flow_steps else ESTIMATORS)[estimator].kernel
 
     def draw_eps(self, rng, k, batch):
         """eps ~ N(0, I) of shape (k, batch, Z) in the model dtype, from ``rng``."""
@@ -422,10 +490,12 @@ class VAE:
             grads = self.check_grad_buffers(grads)
         K = eps.shape[0]
         if self.flow_steps:
-            return self._flow_loss_and_grads(x, eps, est_fn, beta, grads)
+            loss, grads, est = self._flow_loss_and_grads(x, eps, est_fn, beta, grads)
+            return (loss, grads, est) if return_estimate else (loss, grads)
 
         mu, logvar, z, out, log_px, cache = self.forward(x, eps)
-        est = est_fn(log_px, z, mu, logvar, beta, prior=self.prior)
+        prior, prior_cache = self.prior_density()
+        est = est_fn(log_px, z, mu, logvar, beta, prior=prior)
         self.last_estimate = est                                     # recon and kl terms, for the history
         loss = -float(np.mean(est.elbo))
         if not np.isfinite(loss):                                    # overflow: no gradient is worth having
@@ -449,6 +519,9 @@ class VAE:
         dh = self.posterior.params_backward(dmu, dlogvar, cache.encoder[1])   # no gradient where logvar was clipped
         self.encoder.call_backward(dh, cache.encoder[0], _part(grads, "encoder."),
                                    need_dx=False)                    # encoder (x needs no gradient)
+        if prior_cache is not None:                                  # a learned prior's parameters (derivations/14)
+            self.prior.density_backward(z, s * est.dlog_pz, prior, prior_cache, _part(grads, "prior."),
+                                        _part(grads, "encoder."))
         _check_grads(grads)
         return (loss, grads, est) if return_estimate else (loss, grads)
 
@@ -473,7 +546,7 @@ class VAE:
         dh = self.posterior.params_backward(dmu, dlogvar, dflow, cache.encoder[1])   # u_hat, logvar's clip
         self.encoder.call_backward(dh, cache.encoder[0], _part(grads, "encoder."), need_dx=False)
         _check_grads(grads)
-        return loss, grads
+        return loss, grads, est
 
     def check_grad_buffers(self, grads):
         """Refuse caller buffers that are not one array per parameter, of its shape and dtype."""
@@ -514,7 +587,7 @@ class VAE:
             est = est_fn(log_px, z, log_q, prior=self.prior)
         else:
             mu, logvar, z, _, log_px, _ = self.forward(x, eps)
-            est = est_fn(log_px, z, mu, logvar, prior=self.prior)
+            est = est_fn(log_px, z, mu, logvar, prior=self.prior_density()[0])
         for term in ("elbo", "recon", "kl"):
             _finite_result(f"estimate(x).{term}", "x", getattr(est, term))
         return est
@@ -540,7 +613,7 @@ class VAE:
     def sample(self, n, rng):
         """n images: the mean of p(x|z) for z ~ p(z); (n, D)."""
         n = self.check_rows("n", check_positive_int("n", n))
-        z = self.prior.sample(check_rng("rng", rng), n, self.z_dim, self.dtype)
+        z = self.prior_density()[0].sample(check_rng("rng", rng), n, self.z_dim, self.dtype)
         return _finite_result("sample(n)", "the model's parameters", self.mean_image(self._decode(z)[0]))
 
 

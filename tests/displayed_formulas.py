@@ -235,6 +235,9 @@ def reader(note):
     if note == "13-planar-flows.md":                 # inner and outer products of vectors
         import displayed_formulas_flows
         return displayed_formulas_flows.normalise
+    if note == "14-learned-priors-and-cvae.md":     # mixture components c, samples z_k, the CVAE's densities
+        import displayed_formulas_priors
+        return displayed_formulas_priors.normalise
     return normalise
 
 
