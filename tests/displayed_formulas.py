@@ -228,10 +228,14 @@ def normalise(latex):
 
 
 def reader(note):
-    """The notation a note is read in: note 12 writes entries with index arithmetic (displayed_formulas_conv)."""
+    """The notation a note is read in: note 12 writes entries with index arithmetic (displayed_formulas_conv),
+    note 15 one categorical latent with sums over classes, samples and configurations (displayed_formulas_discrete)."""
     if note == "12-convolution.md":
         import displayed_formulas_conv
         return displayed_formulas_conv.normalise
+    if note == "15-discrete-latents.md":
+        import displayed_formulas_discrete
+        return displayed_formulas_discrete.normalise
     return normalise
 
 
