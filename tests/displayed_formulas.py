@@ -228,7 +228,8 @@ def normalise(latex):
 
 
 def reader(note):
-    """The notation a note is read in: note 12 writes entries with index arithmetic (displayed_formulas_conv)."""
+    """The notation a note is read in: note 12 writes entries with index arithmetic (displayed_formulas_conv),
+    note 15 one categorical latent with sums over classes, samples and configurations (displayed_formulas_discrete)."""
     if note == "12-convolution.md":
         import displayed_formulas_conv
         return displayed_formulas_conv.normalise
@@ -238,6 +239,9 @@ def reader(note):
     if note == "14-learned-priors-and-cvae.md":     # mixture components c, samples z_k, the CVAE's densities
         import displayed_formulas_priors
         return displayed_formulas_priors.normalise
+    if note == "15-discrete-latents.md":
+        import displayed_formulas_discrete
+        return displayed_formulas_discrete.normalise
     return normalise
 
 
