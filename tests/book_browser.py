@@ -219,6 +219,11 @@ PAGE_FACTS = r"""
     typeset: document.querySelectorAll('mjx-container').length,
     mathErrors: Array.from(document.querySelectorAll('mjx-merror')).map(e => e.getAttribute('data-mjx-error') || e.textContent),
     mathSources: document.querySelectorAll('.math, span.math, div.math').length,
+    // a displayed formula whose left end lies outside its box (cut off, out of reach of the scroll bar)
+    mathCut: Array.from(document.querySelectorAll('mjx-container[display="true"]')).filter(c => {
+      const box = (c.closest('div.math') || c).getBoundingClientRect();
+      return Array.from(c.querySelectorAll('mjx-math')).some(m => m.getBoundingClientRect().left < box.left - 2);
+    }).map(c => (c.querySelector('mjx-assistive-mml') || c).textContent.slice(0, 60)),
   };
 })()
 """
@@ -255,6 +260,8 @@ def page_problems(browser, url, site):
         problems.append(f"image did not load: {src}")
     for error in facts["mathErrors"]:
         problems.append(f"MathJax could not typeset: {error}")
+    for formula in facts["mathCut"]:
+        problems.append(f"a displayed formula is cut off at the left: {formula!r}")
     for m in UNTYPESET.finditer(facts["text"]):
         context = facts["text"][max(0, m.start() - 40):m.end() + 40].replace("\n", " ")
         problems.append(f"untypeset math {m.group(0)!r} in the text: ...{context}...")

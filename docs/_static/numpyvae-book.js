@@ -12,6 +12,11 @@
     try { window.localStorage.setItem(KEY, on ? "1" : "0"); } catch (e) { /* private mode: not kept */ }
     var button = document.querySelector("button.nv-projection-switch");
     if (button) { button.textContent = on ? "leave projection" : "projection"; }
+    document.querySelectorAll("button.nv-fold").forEach(function (fold) {
+      var cell = fold.parentElement;
+      var hidden = on ? !cell.classList.contains("nv-unfolded") : cell.classList.contains("nv-folded");
+      fold.textContent = hidden ? "show code" : "hide code";
+    });
   }
 
   function projectionWanted() {
