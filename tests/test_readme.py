@@ -65,10 +65,10 @@ def _parse(module, argv):
     """Parse argv with the command's own parser (nothing runs); returns the namespace or raises SystemExit."""
     sys.path.insert(0, str(ROOT / "docs" / "_ext"))
     try:
-        from numpyvae_book import _parser_of
+        from cli_parsers import parser_of
     finally:
         sys.path.pop(0)
-    return _parser_of(module).parse_args(argv)
+    return parser_of(module).parse_args(argv)
 
 
 def test_every_numpyvae_command_on_a_page_parses():

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 from docutils import nodes
+
+from cli_parsers import parser_of
 from docutils.parsers.rst import Directive
 
 EQ_DOC = "derivations/README"
@@ -93,34 +95,6 @@ def link_equations(app, doctree, docname):
         text.parent.replace(text, [p for p in parts if not (isinstance(p, nodes.Text) and not p.astext())])
 
 
-def _parser_of(module_name, argv=()):
-    """The argparse parser that ``MODULE.main(argv)`` builds (caught as it parses; nothing runs)."""
-    import argparse
-
-    module = importlib.import_module(module_name)
-    caught = []
-
-    class Caught(Exception):
-        pass
-
-    original = argparse.ArgumentParser.parse_args
-
-    def catch(self, *args, **kwargs):
-        caught.append(self)
-        raise Caught
-
-    argparse.ArgumentParser.parse_args = catch
-    try:
-        module.main(list(argv))
-    except Caught:
-        pass
-    finally:
-        argparse.ArgumentParser.parse_args = original
-    if not caught:
-        raise RuntimeError(f"{module_name}.main() built no argparse parser")
-    return caught[0]
-
-
 def _help(parser):
     old = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"
@@ -145,7 +119,7 @@ class CliHelp(Directive):
     def run(self):
         import argparse
 
-        parser = _parser_of(self.arguments[0])
+        parser = parser_of(self.arguments[0])
         parser.prog = self.options.get("prog", parser.prog)
         out = [nodes.literal_block(_help(parser), _help(parser), language="text", classes=["cli-help"])]
         for action in parser._actions:
@@ -229,7 +203,11 @@ def docstring_as_written(app, what, name, obj, options, lines):
         summary.append(text.pop(0).strip())
     while text and not text[0].strip():
         text.pop(0)
-    body = [re.sub(r"([\\`*_|<>\[\]])", r"\\\1", " ".join(summary))] if summary else []
+    # the summary as a sentence: ``literal`` stays a literal, every other markup character is escaped
+    pieces = re.split(r"(``[^`]+``)", " ".join(summary))
+    sentence = "".join(p if p.startswith("``") and p.endswith("``") else re.sub(r"([\\`*_|<>\[\]])", r"\\\1", p)
+                       for p in pieces)
+    body = [sentence] if summary else []
     if text:
         body += ["", "::", ""] + ["    " + line for line in text]
     lines[:] = body + [""]
