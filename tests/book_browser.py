@@ -30,6 +30,7 @@ from urllib.parse import unquote, urldefrag, urlsplit
 import websocket
 
 LOCAL_HOSTS = {"127.0.0.1"}
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -70,7 +71,7 @@ class Browser:
                 "--no-first-run", "--no-default-browser-check", "--disable-extensions",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-features=Translate,MediaRouter,OptimizationHints",
-                "--metrics-recording-only", "--mute-audio", "--hide-scrollbars",
+                "--metrics-recording-only", "--mute-audio", "--hide-scrollbars", "--no-proxy-server",
                 # no name resolves but localhost: a request to any other host cannot even be looked up
                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
                 f"--window-size={width},{height}", f"--user-data-dir={self.profile}",
@@ -87,14 +88,20 @@ class Browser:
         port = port_file.read_text().split()[0]
         # the page target: ask the browser for its targets over HTTP on 127.0.0.1
         import urllib.request
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # never through an http_proxy
         for _ in range(100):
-            targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5))
+            targets = json.load(direct.open(f"http://127.0.0.1:{port}/json/list", timeout=5))
             pages = [t for t in targets if t.get("type") == "page"]
             if pages:
                 break
             time.sleep(0.05)
-        self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=timeout,
-                                              suppress_origin=True)
+        # websocket-client would send even a 127.0.0.1 connection through an http_proxy of the environment
+        proxies = {k: os.environ.pop(k) for k in PROXY_VARIABLES if k in os.environ}
+        try:
+            self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=timeout,
+                                                  suppress_origin=True)
+        finally:
+            os.environ.update(proxies)
         self.next_id = 0
         self.events = []
         for method in ("Page.enable", "Runtime.enable", "Log.enable", "Network.enable"):
