@@ -24,6 +24,12 @@ from .fileio import atomic_write
 # nats per example: the unit of every loss the package reports
 NATS = "nats per example"
 
+# The lectures' matplotlib settings (each lecture applies them: plt.rcParams.update(LECTURE_RC)).
+# Figures are read from the back of a room, so every text is at least 10 pt
+# (tests/test_book.py measures it): the smallest relative size the lectures and
+# these functions use is "small", 0.833 x font.size, which is 10.4 pt at 12.5.
+LECTURE_RC = {"font.size": 12.5}
+
 
 def save_figure(fig, path, dpi=110):
     """Write ``fig`` as a PNG to ``path`` atomically (no half-written file); returns the path."""

@@ -4,7 +4,7 @@ Every script in this folder trains numpyvae on a published setting and writes,
 under ``reproduce/results/<name>/`` (or ``--out``):
 
     result.json   our numbers, the paper's, their differences, the command and wall time
-    table.md      the same as a Markdown table (quoted in the README)
+    table.md      the same as a Markdown table (quoted in the book: docs/reproductions.md)
     *.png         our curves or bars with the paper's values drawn over them
 
 ``--quick`` runs a tiny version of the same code in seconds (the test suite

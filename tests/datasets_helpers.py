@@ -15,7 +15,7 @@ from numpyvae.data import registry
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP_REAL = ("real datasets not found: set NUMPYVAE_DATA to a folder holding mnist/, binarized_mnist/ "
-             "and frey_face/ (see the README's Datasets section)")
+             "and frey_face/ (see the Datasets section of docs/guide.md)")
 
 
 def real_data_dir():
