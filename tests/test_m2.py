@@ -101,3 +101,19 @@ def test_bad_arguments_are_refused():
         m.loss_and_grads(np.zeros((2, 6)), [0, 1], np.zeros((2, 6)), rng=np.random.default_rng(0), alpha=-1)
     with pytest.raises(InputError, match="x_u"):
         m.loss_and_grads(np.zeros((2, 6)), [0, 1], np.zeros((2, 5)), rng=np.random.default_rng(0))
+
+
+def test_reproduce_m2_quick_mode_runs_and_reports_paired_errors(tmp_path):
+    import os
+    import sys
+    from datasets_helpers import REPO
+    sys.path.insert(0, os.path.join(REPO, "reproduce"))
+    try:
+        import m2_mnist
+    finally:
+        sys.path.pop(0)
+    result = m2_mnist.main(["--quick", "--out", str(tmp_path)])
+    r = result["runs"]["0"]
+    assert r["n_labels"] == 50 and 0 <= r["m2_error"] <= 100 and 0 <= r["baseline_error"] <= 100
+    assert abs(r["paired_difference"] - (r["m2_error"] - r["baseline_error"])) < 1e-9
+    assert (tmp_path / "table.md").exists()
