@@ -117,3 +117,19 @@ def test_reproduce_m2_quick_mode_runs_and_reports_paired_errors(tmp_path):
     assert r["n_labels"] == 50 and 0 <= r["m2_error"] <= 100 and 0 <= r["baseline_error"] <= 100
     assert abs(r["paired_difference"] - (r["m2_error"] - r["baseline_error"])) < 1e-9
     assert (tmp_path / "table.md").exists()
+
+
+def test_the_training_loss_is_the_stated_objective():
+    """-(mean L(x_l, y_l) + mean U(x_u) + alpha mean log q(y_l|x_l)), from bounds() and classify() (exact model:
+    every sampled bound is exact, so the eps drawn do not matter)."""
+    m, A, V, b = exact_m2()
+    m.classifier.linears[0].b[...] += np.array([0.5, -0.3, 0.2])
+    x, y = data(n=6)
+    x_l, y_l, x_u = x[:3], y[:3], x[3:]
+    L_l, _ = m.bounds(x_l, np.random.default_rng(0), "mc")
+    _, U = m.bounds(x_u, np.random.default_rng(1), "mc")
+    q_l, _ = m.classify(x_l)
+    alpha = 0.8
+    expected = -(L_l[np.arange(3), y_l].mean() + U.mean() + alpha * np.log(q_l[np.arange(3), y_l]).mean())
+    ours, _ = m.loss_and_grads(x_l, y_l, x_u, rng=np.random.default_rng(2), estimator="mc", alpha=alpha)
+    assert abs(ours - expected) < 1e-9 * abs(expected), f"ours {ours} vs expected {expected}"
