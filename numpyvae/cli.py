@@ -528,11 +528,20 @@ def make_plots(model, trainer, data, out, seed):
 
 # ---- evaluate and sample --------------------------------------------------------------------
 
+def _unconditional(model, path):
+    """The command line judges and samples unconditional VAEs; a conditional one needs labels (numpyvae.cvae)."""
+    if getattr(model, "n_classes", None) is not None:
+        raise InputError(f"--checkpoint {path!r}: holds a conditional VAE (n_classes = {model.n_classes}), which "
+                         "needs a label for every image; use numpyvae.cvae.CVAE from Python (log_marginal(x, y), "
+                         "sample(y, rng))")
+    return model
+
+
 def cmd_evaluate(args):
     from .data import binarize
     from .evaluate import active_units, bounds, log_marginal
     source = ckpt.read(args.checkpoint)          # read once: model, run_info and binarization from one read
-    model = ckpt.load_model(source)
+    model = _unconditional(ckpt.load_model(source), args.checkpoint)
     meta = ckpt.run_info(source)
     name = args.dataset or meta.get("dataset")
     if name is None:
@@ -560,7 +569,8 @@ def cmd_evaluate(args):
     b = bounds(model, x, rng, k=args.k, batch_size=max(1, 20000 // args.k))
     images = f"{len(x)} images" + ("" if mode == "none" else f", binarized '{mode}' ({how})")
     _out(f"{name} test set, {images}: -ELBO {b['neg_elbo']:.3f} = reconstruction {b['recon']:.3f} "
-          f"+ KL {b['kl']:.3f} nats per example (z sampled, k=1)")
+          f"+ KL {b['kl']:.3f} nats per example (z sampled, k=1"
+          f"{'' if model.prior.has_closed_form_kl else '; the KL sampled too: the learned prior has no closed form'})")
     if args.k > 1:
         _out(f"IWAE bound, k={args.k}: -log p(x) <= {b['neg_iwae']:.3f} nats per example (a stochastic bound)")
     if args.log_marginal:
@@ -606,7 +616,7 @@ def cmd_sample(args):
         raise InputError(f"--out {args.out!r}: expected a file name ending in .png (the samples are written as PNG)")
     refuse_non_regular(args.out, f"--out {args.out!r}")     # before drawing: a link, a FIFO, a device
     source = ckpt.read(args.checkpoint)          # read once: the model and its image shape from one read
-    model = ckpt.load_model(source)
+    model = _unconditional(ckpt.load_model(source), args.checkpoint)
     shape = _image_shape(ckpt.run_info(source), model, args.checkpoint)
     from . import plots                          # matplotlib is imported only once there is something to draw
     figure = plots.prior_samples(model, shape, np.random.default_rng(args.seed), n=args.n)

@@ -201,3 +201,14 @@ def test_per_example_weights_gradient_and_default():
     for bad in (np.ones(3), -np.ones(4), np.array([1, np.nan, 1, 1])):
         with pytest.raises(InputError, match="weights"):
             m.loss_and_grads(x, y, eps=eps, estimator="mc", weights=bad)
+
+
+def test_the_command_line_refuses_a_cvae_checkpoint_by_name(tmp_path, capsys):
+    from numpyvae import checkpoint as ckpt
+    from numpyvae.cli import main
+    ckpt.save_model(tmp_path / "c.npz", CVAE(64, 10, hidden=[5], z_dim=2))
+    for argv in (["evaluate", str(tmp_path / "c.npz"), "--dataset", "digits", "-k", "2"],
+                 ["sample", str(tmp_path / "c.npz"), "--out", str(tmp_path / "s.png")]):
+        assert main(argv) != 0
+        err = capsys.readouterr().err
+        assert "conditional VAE" in err and "Traceback" not in err, err

@@ -320,3 +320,17 @@ def test_every_estimator_but_analytic_gives_dlog_pz():
             continue
         e = est(log_px, z, mu, logvar, 0.5, prior=density)
         assert e.dlog_pz is not None and e.dlog_pz.shape == (3, 2), name
+
+
+def test_the_command_line_evaluates_and_samples_a_learned_prior_model(tmp_path, capsys):
+    from numpyvae.cli import main
+    from numpyvae.data import load
+    d = load("digits")
+    m = VAE(d.x_dim, [16], 2, prior=VAMP, seed=1)
+    Trainer(m, d.x_train[:200], estimator="mc", batch_size=50, verbose=False, progress=False).run(1)
+    ckpt.save_model(tmp_path / "v.npz", m)
+    assert main(["evaluate", str(tmp_path / "v.npz"), "--dataset", "digits", "-k", "5"]) == 0
+    out = capsys.readouterr()
+    assert "the KL sampled too" in out.out + out.err, out
+    assert main(["sample", str(tmp_path / "v.npz"), "--out", str(tmp_path / "s.png"), "--n", "4"]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 0
