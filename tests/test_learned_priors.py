@@ -334,3 +334,24 @@ def test_the_command_line_evaluates_and_samples_a_learned_prior_model(tmp_path, 
     assert "the KL sampled too" in out.out + out.err, out
     assert main(["sample", str(tmp_path / "v.npz"), "--out", str(tmp_path / "s.png"), "--n", "4"]) == 0
     assert (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_the_command_line_trains_resumes_and_checks_a_learned_prior(tmp_path, capsys):
+    from numpyvae.cli import main
+    run = tmp_path / "run"
+    common = ["--hidden", "8", "--z-dim", "2", "--no-progress", "--no-plots", "--quiet"]
+    assert main(["train", "--epochs", "1", "--out", str(run), "--prior", "vampprior:5", "--estimator", "mc", *common]) == 0
+    m = ckpt.load_model(run / "checkpoint.npz")
+    assert m.config["prior"] == {"name": "vampprior", "components": 5} and m.params["prior.pseudo_inputs"].shape == (5, 64)
+    assert main(["train", "--resume", str(run / "checkpoint.npz"), "--epochs", "2", "--no-progress", "--quiet"]) == 0
+    assert ckpt.load_model(run / "checkpoint.npz").config["prior"]["name"] == "vampprior"
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run / "checkpoint.npz"), "--epochs", "3", "--prior", "mixture:5",
+                 "--no-progress"]) != 0
+    assert "--prior mixture:5 (the run has vampprior:5)" in capsys.readouterr().err
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "a"), "--prior", "mixture:3", *common]) != 0
+    assert "'analytic' needs a closed-form KL" in capsys.readouterr().err
+    for bad in ("vamp:3", "mixture:0", "mixture", "mixture:x"):
+        with pytest.raises(SystemExit):
+            main(["train", "--epochs", "1", "--out", str(tmp_path / "b"), "--prior", bad, *common])
+        assert "--prior" in capsys.readouterr().err
