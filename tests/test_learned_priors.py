@@ -355,3 +355,16 @@ def test_the_command_line_trains_resumes_and_checks_a_learned_prior(tmp_path, ca
         with pytest.raises(SystemExit):
             main(["train", "--epochs", "1", "--out", str(tmp_path / "b"), "--prior", bad, *common])
         assert "--prior" in capsys.readouterr().err
+
+
+def test_vampprior_through_a_convolutional_encoder_gradient():
+    """The pseudo-inputs are images for a conv encoder: their gradient comes back through Conv2d's backward."""
+    enc = [{"layer": "reshape", "shape": [1, 4, 4]},
+           {"layer": "conv2d", "out_channels": 2, "kernel_size": 2, "stride": 2},
+           {"layer": "tanh"}, {"layer": "flatten"}, {"layer": "linear", "units": 4}]
+    dec = [{"layer": "linear", "units": 6}, {"layer": "tanh"}, {"layer": "linear", "units": 16}]
+    m = VAE(16, z_dim=2, dtype=np.float64, seed=5, encoder=enc, decoder=dec, prior={"name": "vampprior", "components": 2})
+    rng = np.random.default_rng(18)
+    x, eps = rng.random((3, 16)), rng.standard_normal((2, 3, 2))
+    for c in check_model(m, x, eps, "mc"):
+        assert c.passed, str(c)
