@@ -1,6 +1,7 @@
 """Time one training step (loss_and_grads + Adam) of numpyvae on the CPU.
 
     python benchmarks/step_time.py [--x-dim 784] [--hidden 400] [--z-dim 20] [--batch 128] [--dtype float32]
+    python benchmarks/step_time.py --prior vampprior --components 500 --estimator mc     # a learned prior
 
 Prints the machine, the median milliseconds per step over --repeats timed
 runs of --steps steps each, and the implied seconds per MNIST epoch
@@ -28,11 +29,16 @@ def main():
     p.add_argument("--estimator", default="analytic")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--prior", choices=["standard", "mixture", "vampprior"], default="standard")
+    p.add_argument("--components", type=int, default=500, help="mixture components or pseudo-inputs")
     args = p.parse_args()
+    prior = None if args.prior == "standard" else {"name": args.prior, "components": args.components}
+    if prior is not None and args.estimator == "analytic":
+        p.error(f"--prior {args.prior} has no closed-form KL: give --estimator mc (or iwae, stl)")
 
     dtype = np.dtype(args.dtype).type
     rng = np.random.default_rng(0)
-    model = VAE(args.x_dim, args.hidden, args.z_dim, dtype=dtype, seed=0)
+    model = VAE(args.x_dim, args.hidden, args.z_dim, dtype=dtype, seed=0, prior=prior)
     opt = Adam(model.params)
     x = rng.uniform(size=(args.batch, args.x_dim)).astype(dtype)
     for _ in range(5):                                   # warm up BLAS and caches
@@ -47,7 +53,8 @@ def main():
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}, "
           f"Python {platform.python_version()}, NumPy {np.__version__}")
     print(f"model {args.x_dim}-{'-'.join(map(str, args.hidden))}-{args.z_dim}, batch {args.batch}, {args.dtype}, "
-          f"{args.estimator}: {ms:.2f} ms per step (median of {args.repeats} x {args.steps} steps)")
+          f"{args.estimator}, prior {args.prior}{'' if prior is None else f' ({args.components} components)'}: "
+          f"{ms:.2f} ms per step (median of {args.repeats} x {args.steps} steps)")
     print(f"implied MNIST epoch (60,000 examples): {ms / 1000 * np.ceil(60000 / args.batch):.1f} s")
 
 

@@ -18,8 +18,8 @@ import planted  # noqa: E402
 
 NOTE = "derivations/14-learned-priors-and-cvae.md"
 planted.WORK = os.path.join(os.environ.get("NUMPYVAE_MUTATION_WORK", "/tmp/numpyvae-mutation"), "planted-priors")
-planted.PATHS = ["tests/test_learned_priors.py", "tests/test_cvae.py", "tests/test_displayed_formulas_priors.py",
-                 NOTE]
+planted.PATHS = ["tests/test_learned_priors.py", "tests/test_cvae.py", "tests/test_m2.py",
+                 "tests/test_displayed_formulas_priors.py", NOTE]
 planted.PLANTS = {
     "pseudo-input-gradient-dropped": (
         "the VampPrior's gradient into its pseudo-inputs dropped (the encoder's backward still runs)", [
@@ -55,6 +55,15 @@ planted.PLANTS = {
         "the conditional decoder's input gradient read from the last Z columns (the label's) instead of the first", [
             ("numpyvae/cvae.py", "dz = dzy[:, :self.z_dim].reshape(K, B, self.z_dim)",
              "dz = dzy[:, -self.z_dim:].reshape(K, B, self.z_dim)")]),
+    "m2-classifier-gradient-sign": (
+        "M2's classifier gradient q (U - f) instead of q (f - U)", [
+            ("numpyvae/m2.py", "q_u * (f - U[:, None])", "q_u * (U[:, None] - f)")]),
+    "m2-cvae-weights-uniform": (
+        "M2's unlabelled CVAE passes weighted 1/(Y B) instead of q(y|x)/B", [
+            ("numpyvae/m2.py", "weights=q_u[:, c] / B_u)", "weights=np.full(B_u, 1.0 / (B_u * self.n_classes)))")]),
+    "m2-entropy-dropped": (
+        "M2's unlabelled bound without the classifier's entropy (f = L instead of L - log q)", [
+            ("numpyvae/m2.py", "f = L_u - log_q_u", "f = L_u")]),
     "cvae-log-marginal-no-log-k": (
         "log p(x|y) by importance sampling without its - log k", [
             ("numpyvae/cvae.py", 'return _finite_result("log_marginal(x, y)", "x", total - math.log(k))',
@@ -75,6 +84,12 @@ FORMULA_PLANTS = {     # name: (what is wrong, exact LaTeX in note 14, its wrong
     "formula-14.8-no-logvar-route": ("14.8: the pseudo-input gradient without the log-variance's route",
                                      r" + \frac{\partial \log p(z)}{\partial \operatorname{logvar}_c}\, \frac{\partial \operatorname{logvar}_c}{\partial u_c}", ""),
     "formula-14.9-bound-reversed": ("14.9: the CVAE bound as an upper bound", r"\log p(x \mid y) \ge", r"\log p(x \mid y) \le"),
+    "formula-14.11-no-log-prior": ("14.11: the labelled bound without log p(y)",
+                                   r" + \log p(y) \le \log p(x, y)", r" \le \log p(x, y)"),
+    "formula-14.12-no-entropy": ("14.12: the unlabelled bound without - log q(y|x)",
+                                 r"\big(\mathcal L(x, y) - \log q(y \mid x)\big)", r"\mathcal L(x, y)"),
+    "formula-14.13-no-baseline": ("14.13: the classifier's gradient without - U(x)",
+                                  r" - \log q(c \mid x) - \mathcal U(x)\big)", r" - \log q(c \mid x)\big)"),
     "formula-14.10-mean-of-logs": ("14.10: the importance-sampled estimate as a mean of log weights (the ELBO)",
                                    r"\log \Big(\frac1K \sum_k W(z_k)\Big)", r"\frac1K \sum_k \log W(z_k)"),
 }

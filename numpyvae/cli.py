@@ -157,6 +157,9 @@ def build_parser(suppress_defaults=False):
                 "before --hidden, mirrored by transposed convolutions (numpyvae/architectures.py)")
     option(t, "--activation", choices=sorted(ACTIVATIONS), default="relu", help="hidden layers' nonlinearity")
     option(t, "--init", choices=["glorot", "normal"], default="glorot", help="initial weights")
+    option(t, "--prior", type=prior_option, default="standard", metavar="standard|mixture:C|vampprior:C",
+           help="p(z): N(0, I), a learned mixture of C Gaussians, or the VampPrior with C pseudo-inputs "
+                "(a learned prior has no closed-form KL: give --estimator mc, iwae or stl)")
     option(t, "--estimator", choices=sorted(ESTIMATORS), default="analytic",
            help="the ELBO estimator and its gradient (derivations/)")
     option(t, "-k", type=integer(1, MAX_K_TRAIN), default=1, help=f"samples per example (at most {MAX_K_TRAIN})")
@@ -251,11 +254,28 @@ def _option_name(dest):
     return "-k" if dest == "k" else "--" + dest.replace("_", "-")
 
 
+def prior_option(text):
+    """--prior: "standard", "mixture:C" or "vampprior:C" -> the VAE's prior argument (None or a dict)."""
+    name, _, count = str(text).partition(":")
+    if name == "standard" and not count:
+        return None
+    if name not in ("mixture", "vampprior") or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"expected standard, mixture:C or vampprior:C with C >= 1 "
+                                         f"components, got {text!r}")
+    return {"name": name, "components": int(count)}
+
+
+def _prior_text(prior):
+    return "standard" if prior is None else f"{prior['name']}:{prior['components']}"
+
+
 def _refuse_conflicts(args, model_config, trainer_config, run_info):
     """A resumed run keeps its model, trainer settings and dataset: an option that differs is refused."""
     stored = {**{key: model_config.get(key) for key in MODEL_OPTIONS},
               **{key: trainer_config.get(key) for key in TRAINER_OPTIONS}, "dataset": run_info.get("dataset")}
     conflicts = []
+    if "prior" in args.given and args.prior != model_config.get("prior"):
+        conflicts.append(f"--prior {_prior_text(args.prior)} (the run has {_prior_text(model_config.get('prior'))})")
     for dest, kept in stored.items():
         if dest in args.given and getattr(args, dest) != kept:
             asked = getattr(args, dest)
@@ -310,13 +330,14 @@ def _build_new_trainer(args):
     hidden = d["hidden"] if args.hidden is None else args.hidden
     z_dim = d["z_dim"] if args.z_dim is None else args.z_dim
     config = check_config(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation,
-                          init=args.init, dtype=np.dtype(args.dtype).type, gaussian_mean=gaussian_mean)
+                          init=args.init, dtype=np.dtype(args.dtype).type, gaussian_mean=gaussian_mean,
+                          prior=args.prior)
     batch_size = d["batch_size"] if args.batch_size is None else args.batch_size
     workers = check_workers(args.workers)
     _refuse_memory(args, config, args.optimizer, batch_size * args.k, data, args.test_k, workers=workers)
     model = VAE(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation, init=args.init,
                 dtype=np.dtype(args.dtype).type, seed=args.seed, gaussian_mean=gaussian_mean, arch=args.arch,
-                image_shape=(1, *data.image_shape))
+                image_shape=(1, *data.image_shape), prior=args.prior)
     trainer = Trainer(model, data.x_train, data.x_test, optimizer=args.optimizer, lr=args.lr,
                       batch_size=d["batch_size"] if args.batch_size is None else args.batch_size,
                       estimator=args.estimator, k=args.k, binarize=args.binarize, beta=args.beta,
@@ -539,11 +560,20 @@ def make_plots(model, trainer, data, out, seed):
 
 # ---- evaluate and sample --------------------------------------------------------------------
 
+def _unconditional(model, path):
+    """The command line judges and samples unconditional VAEs; a conditional one needs labels (numpyvae.cvae)."""
+    if getattr(model, "n_classes", None) is not None:
+        raise InputError(f"--checkpoint {path!r}: holds a conditional VAE (n_classes = {model.n_classes}), which "
+                         "needs a label for every image; use numpyvae.cvae.CVAE from Python (log_marginal(x, y), "
+                         "sample(y, rng))")
+    return model
+
+
 def cmd_evaluate(args):
     from .data import binarize
     from .evaluate import active_units, bounds, log_marginal
     source = ckpt.read(args.checkpoint)          # read once: model, run_info and binarization from one read
-    model = ckpt.load_model(source)
+    model = _unconditional(ckpt.load_model(source), args.checkpoint)
     meta = ckpt.run_info(source)
     name = args.dataset or meta.get("dataset")
     if name is None:
@@ -571,7 +601,8 @@ def cmd_evaluate(args):
     b = bounds(model, x, rng, k=args.k, batch_size=max(1, 20000 // args.k))
     images = f"{len(x)} images" + ("" if mode == "none" else f", binarized '{mode}' ({how})")
     _out(f"{name} test set, {images}: -ELBO {b['neg_elbo']:.3f} = reconstruction {b['recon']:.3f} "
-          f"+ KL {b['kl']:.3f} nats per example (z sampled, k=1)")
+          f"+ KL {b['kl']:.3f} nats per example (z sampled, k=1"
+          f"{'' if model.prior.has_closed_form_kl else '; the KL sampled too: the learned prior has no closed form'})")
     if args.k > 1:
         _out(f"IWAE bound, k={args.k}: -log p(x) <= {b['neg_iwae']:.3f} nats per example (a stochastic bound)")
     if args.log_marginal:
@@ -617,7 +648,7 @@ def cmd_sample(args):
         raise InputError(f"--out {args.out!r}: expected a file name ending in .png (the samples are written as PNG)")
     refuse_non_regular(args.out, f"--out {args.out!r}")     # before drawing: a link, a FIFO, a device
     source = ckpt.read(args.checkpoint)          # read once: the model and its image shape from one read
-    model = ckpt.load_model(source)
+    model = _unconditional(ckpt.load_model(source), args.checkpoint)
     shape = _image_shape(ckpt.run_info(source), model, args.checkpoint)
     from . import plots                          # matplotlib is imported only once there is something to draw
     figure = plots.prior_samples(model, shape, np.random.default_rng(args.seed), n=args.n)

@@ -103,12 +103,23 @@ class CVAE(VAE):
     # ---- the loss and its gradient ---------------------------------------------------------------------
 
     @_locked
-    def loss_and_grads(self, x, y, eps=None, rng=None, estimator="analytic", k=1, beta=1.0, grads=None):
-        """Negative conditional ELBO in nats per example and its gradient (VAE.loss_and_grads, with labels y (B,))."""
+    def loss_and_grads(self, x, y, eps=None, rng=None, estimator="analytic", k=1, beta=1.0, grads=None,
+                       weights=None):
+        """Negative conditional ELBO in nats per example and its gradient (VAE.loss_and_grads, with labels y (B,)).
+
+        weights : None (the mean over the batch), or per-example weights (B,) >= 0: the loss is then
+                  -sum_b weights_b elbo_b (the semi-supervised M2 model weights each label by q(y|x)).
+        """
         x, onehot = self._xy(x, y)
         est_fn = ESTIMATORS[self.check_estimator(estimator)].kernel
         beta = check_float("beta", beta, lo=0.0, hi=1e6)
         B = x.shape[0]
+        if weights is None:
+            weights = np.full(B, 1.0 / B)
+        else:
+            weights = as_float_array("weights", weights, ndim=1, dtype=np.float64, lo=0.0)
+            if weights.shape != (B,):
+                raise InputError(f"weights: expected shape ({B},), got {weights.shape}")
         eps = self._eps(eps, rng, k, B)
         if grads is None:
             grads = self._grads
@@ -122,11 +133,11 @@ class CVAE(VAE):
         prior, prior_cache = self.prior_density()
         est = est_fn(log_px, z, mu, logvar, beta, prior=prior)
         self.last_estimate = est
-        loss = -float(np.mean(est.elbo))
+        loss = -float(np.dot(weights, est.elbo))
         if not np.isfinite(loss):
             raise InputError(f"x, beta: the loss is {loss} for this batch (an overflow, or the network has diverged)")
 
-        s = -1.0 / B
+        s = -weights.astype(self.dtype)                              # d loss / d elbo_b, (B,)
         dout = self.dlog_px(x, out, cache)                           # likelihood
         dout *= (s * est.dlog_px)[..., None]
         dzy = self.decoder.call_backward(dout.reshape(K * B, -1), cache.decoder[0], _part(grads, "decoder."))
@@ -134,10 +145,10 @@ class CVAE(VAE):
         if not est.reparameterized:
             dz[...] = 0
         if est.dz is not None:
-            dz += s * est.dz
+            dz += s[:, None] * est.dz
         dmu, dlogvar = self.posterior.sample_backward(dz, cache.sample)
-        dmu += s * est.dmu
-        dlogvar += s * est.dlogvar
+        dmu += s[:, None] * est.dmu
+        dlogvar += s[:, None] * est.dlogvar
         dh = self.posterior.params_backward(dmu, dlogvar, cache.encoder[1])
         self.encoder.call_backward(dh, cache.encoder[0], _part(grads, "encoder."), need_dx=False)
         if prior_cache is not None:

@@ -14,6 +14,8 @@ these (still without storing any formula) and then reads the display with
 * ``p(x \\mid z, y)`` -> ``L_{cond}(z)``; ``q(z \\mid x, y)`` -> ``Q(z)`` (the proposal, as q(z | x) in
   note 02); ``p(x \\mid y)`` -> ``M_{pxy}``;
 * a sample ``z_k`` -> the array ``z_{s}`` of K draws (a sum over k is a sum over them);
+* M2: ``\\mathcal L(x, y)`` -> ``L_{lab}``, ``\\mathcal U(x)`` -> ``U_{unl}``, ``q(y \\mid x)`` -> ``Q_{cls}`` (arrays
+  over the labels; ``\\sum_y`` sums over them), ``p(x, y)`` -> ``J_{xy}``, ``p(y)`` -> ``P_{y}``;
 * the index c (and b) is a per-coordinate index: ``m_c`` is the array of the C means, ``\\sum_c``
   sums over them (the last axis), exactly as j is read in the other notes.
 """
@@ -31,6 +33,15 @@ def normalise(latex):
     s = re.sub(r"p\(\s*x\s*\\mid\s*y\s*\)", "M_{pxy}", s)
     s = re.sub(r"p\(\s*z_k\s*\)", r"R_{prior}(z_{s})", s)
     s = re.sub(r"z_k\b", "z_{s}", s)
+    # M2: the label as a latent (its posterior q(y | x) an array over the labels), the bounds L and U
+    s = re.sub(r"\\mathcal\s*L\(\s*x\s*,\s*[yc]\s*\)", "L_{lab}", s)
+    s = re.sub(r"\\mathcal\s*U\(\s*x\s*\)", "U_{unl}", s)
+    s = re.sub(r"q\(\s*[yc]\s*\\mid\s*x\s*\)", "Q_{cls}", s)
+    s = re.sub(r"p\(\s*x\s*,\s*y\s*\)", "J_{xy}", s)
+    s = re.sub(r"p\(\s*y\s*\)", "P_{y}", s)
+    s = re.sub(r"\\sum_y\b", r"\\sum_j", s)
+    s = re.sub(r"\\partial\s*a_c", r"\\partial a", s)
     s = re.sub(r"_(?:c|b)\b", "_j", s)             # the component index: per coordinate, like j
     s = re.sub(r"_\{(?:c|b)\}", "_j", s)
-    return F.normalise(s)
+    s = F.normalise(s)
+    return re.sub(r"Q_\{cls\}\s*\(", r"Q_{cls} \\cdot (", s)       # a product, not a call of Q_{cls}

@@ -184,3 +184,31 @@ def test_a_cvae_checkpoint_round_trips_and_its_fields_are_checked(tmp_path):
             ckpt.load_model(tmp_path / "bad.npz")
     with pytest.raises(CheckpointError, match="does not match"):
         ckpt.load_model(tmp_path / "c.npz", CVAE(6, 4, hidden=[5], z_dim=2, prior={"name": "mixture", "components": 2}))
+
+
+def test_per_example_weights_gradient_and_default():
+    m = CVAE(6, 3, hidden=[5], z_dim=2, dtype=np.float64, seed=9, prior={"name": "mixture", "components": 2})
+    rng = np.random.default_rng(12)
+    x, y, eps, w = rng.random((4, 6)), np.array([0, 2, 1, 2]), rng.standard_normal((2, 4, 2)), rng.random(4)
+    mean_loss = m.loss_and_grads(x, y, eps=eps, estimator="mc")[0]
+    assert abs(m.loss_and_grads(x, y, eps=eps, estimator="mc", weights=np.full(4, 0.25))[0] - mean_loss) < 1e-12
+    _, grads = m.loss_and_grads(x, y, eps=eps, estimator="iwae", weights=w)
+    grads = {k: v.copy() for k, v in grads.items()}
+    f = lambda: m.loss_and_grads(x, y, eps=eps, estimator="iwae", weights=w)[0]
+    for name, p in m.params.items():
+        c = compare(name, grads[name], numerical_gradient(f, p))
+        assert c.passed, str(c)
+    for bad in (np.ones(3), -np.ones(4), np.array([1, np.nan, 1, 1])):
+        with pytest.raises(InputError, match="weights"):
+            m.loss_and_grads(x, y, eps=eps, estimator="mc", weights=bad)
+
+
+def test_the_command_line_refuses_a_cvae_checkpoint_by_name(tmp_path, capsys):
+    from numpyvae import checkpoint as ckpt
+    from numpyvae.cli import main
+    ckpt.save_model(tmp_path / "c.npz", CVAE(64, 10, hidden=[5], z_dim=2))
+    for argv in (["evaluate", str(tmp_path / "c.npz"), "--dataset", "digits", "-k", "2"],
+                 ["sample", str(tmp_path / "c.npz"), "--out", str(tmp_path / "s.png")]):
+        assert main(argv) != 0
+        err = capsys.readouterr().err
+        assert "conditional VAE" in err and "Traceback" not in err, err

@@ -149,7 +149,8 @@ def test_formula_14_6(binding):
     else:
         grid = np.linspace(mu - 12 * sigma, mu + 12 * sigma, 40001)
         q = npdf(grid, mu, sigma ** 2)
-        kl = float(np.trapezoid(q * (np.log(q) - np.log(names["R_prior"](grid))), grid))
+        integrand = q * (np.log(q) - np.log(names["R_prior"](grid)))
+        kl = float(np.trapezoid(integrand, grid) if hasattr(np, "trapezoid") else np.trapz(integrand, grid))
         Q = lambda t: npdf(np.asarray(t, float), mu, sigma ** 2)
         zs = mu + sigma * rng.standard_normal(K)
     ctx = Context({}, lambda p: {"K_{prior}": kl, "Q": Q, "R_{prior}": names["R_prior"], "mu": mu, "sigma": sigma,
@@ -279,3 +280,85 @@ def test_formula_14_9(binding, exact):
 def test_formula_14_10(binding):
     names = cvae_names(binding, exact=False)
     run("14.10", Context({}, lambda p: names), rtol=1e-3 if binding == "package" else 1e-7)
+
+
+# ------------------------------------------------------------------- M2
+def m2_instance(wrong_classifier=True):
+    """The 1-D-latent linear CVAE above (exact encoder) with a linear classifier: the exact p(y|x), or shifted."""
+    from numpyvae.m2 import M2
+    cvae, (a, V, b, s2) = linear_cvae(exact=True)
+    m2 = M2(cvae, classifier_hidden=[], seed=0)
+    C = np.outer(a, a) + s2 * np.eye(2)
+    means = (V + b[:, None]).T                                          # (Y, D) class means of x
+    P = np.linalg.solve(C, means.T)
+    lin = m2.classifier.linears[0]
+    lin.W[...], lin.b[...] = P, -0.5 * np.sum(means.T * P, axis=0)
+    if wrong_classifier:
+        lin.b[...] += [0.9, -0.6]
+    x = np.array([[0.9, -0.4]])
+    log_pxy = np.array([-0.5 * (2 * math.log(2 * math.pi) + math.log(np.linalg.det(C))
+                                + (x[0] - mu) @ np.linalg.solve(C, x[0] - mu)) for mu in means])   # log p(x|y)
+    return m2, x, log_pxy
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+def test_formula_14_11(binding):
+    names = cvae_names(binding, exact=False)
+    m, (a, V, b, s2) = linear_cvae(exact=False)
+    x, y = np.array([[0.9, -0.4]]), np.array([1])
+    if binding == "package":
+        from numpyvae.m2 import M2
+        L = float(M2(m, classifier_hidden=[]).bounds(x, np.random.default_rng(8), "analytic", k=200_000)[0][0, 1])
+    else:                                   # the linear-Gaussian ELBO in closed form, plus log p(y)
+        mu, var = names["mu"], names["sigma"] ** 2
+        mean = a * mu + V[:, 1] + b
+        recon = -0.5 * np.sum(math.log(2 * math.pi * s2) + ((x[0] - mean) ** 2 + a ** 2 * var) / s2)
+        L = recon - names["K_{prior}"] + math.log(0.5)
+    ctx = Context({}, lambda p: dict(names, **{"L_{lab}": L, "P_{y}": 0.5, "J_{xy}": names["M_{pxy}"] * 0.5}))
+    (lhs, rhs, bound), = run("14.11", ctx, rtol=2e-3 if binding == "package" else 1e-9)
+    assert bound - lhs > 0.1, f"the instance's gap is too small to see a reversed bound: {lhs} vs {bound}"
+
+
+def m2_names(binding, wrong_classifier=True):
+    from numpyvae.m2 import log_softmax_rows
+    m2, x, log_pxy = m2_instance(wrong_classifier)
+    log_px = float(np.logaddexp.reduce(log_pxy) + math.log(0.5))
+    if binding == "package":
+        L, U = m2.bounds(x, np.random.default_rng(9), "mc", k=3)
+        L, U, Q = L[0], float(U[0]), m2.classify(x)[0][0]
+        softmax = lambda a: np.exp(log_softmax_rows(a))
+    else:
+        lin = m2.classifier.linears[0]
+        logits = x[0] @ lin.W + lin.b
+        Q = np.exp(logits) / np.sum(np.exp(logits))
+        L = log_pxy + math.log(0.5)                                      # exact posterior: the bound is log p(x, y)
+        post = np.exp(L - log_px)                                        # p(y|x)
+        U = log_px - float(np.sum(Q * np.log(Q / post)))                 # log p(x) - KL(q(y|x) || p(y|x))
+        softmax = lambda a: np.exp(a) / np.sum(np.exp(a))
+    return m2, x, dict(Q=Q, L=L, U=U, log_px=log_px, softmax=softmax)
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+def test_formula_14_12(binding):
+    _, _, n = m2_names(binding)
+    ctx = Context({}, lambda p: {"Q_{cls}": n["Q"], "L_{lab}": n["L"], "U_{unl}": n["U"], "M_{px}": math.exp(n["log_px"]),
+                                 "S_{sum}": S_sum})
+    (lhs, rhs, u), = run("14.12", ctx, rtol=1e-9)
+    assert lhs - rhs > 0.05, f"the instance's gap is too small to see a reversed bound: {lhs} vs {rhs}"
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+def test_formula_14_13(binding):
+    m2, x, n = m2_names(binding)
+
+    def build(p):
+        Q = n["softmax"](p["a"])
+        return {"Q_{cls}": Q, "L_{lab}": n["L"], "U_{unl}": float(np.sum(Q * (n["L"] - np.log(Q))))}
+    lin = m2.classifier.linears[0]
+    ctx = Context({"a": x[0] @ lin.W + lin.b}, build, h=1e-6)
+    (lhs, rhs), = run("14.13", ctx, rtol=1e-7)
+    if binding == "package":                  # M2's own classifier gradient (alpha = 0: U's share only)
+        _, grads = m2.loss_and_grads(x, [0], x, eps_l=np.zeros((1, 1, 1)), eps_u=np.zeros((1, 1, 1)),
+                                     estimator="mc", alpha=0.0)
+        c = compare("classifier logits: M2's backward vs the display", -grads["classifier.0.b"], rhs)
+        assert c.passed, str(c)

@@ -320,3 +320,51 @@ def test_every_estimator_but_analytic_gives_dlog_pz():
             continue
         e = est(log_px, z, mu, logvar, 0.5, prior=density)
         assert e.dlog_pz is not None and e.dlog_pz.shape == (3, 2), name
+
+
+def test_the_command_line_evaluates_and_samples_a_learned_prior_model(tmp_path, capsys):
+    from numpyvae.cli import main
+    from numpyvae.data import load
+    d = load("digits")
+    m = VAE(d.x_dim, [16], 2, prior=VAMP, seed=1)
+    Trainer(m, d.x_train[:200], estimator="mc", batch_size=50, verbose=False, progress=False).run(1)
+    ckpt.save_model(tmp_path / "v.npz", m)
+    assert main(["evaluate", str(tmp_path / "v.npz"), "--dataset", "digits", "-k", "5"]) == 0
+    out = capsys.readouterr()
+    assert "the KL sampled too" in out.out + out.err, out
+    assert main(["sample", str(tmp_path / "v.npz"), "--out", str(tmp_path / "s.png"), "--n", "4"]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_the_command_line_trains_resumes_and_checks_a_learned_prior(tmp_path, capsys):
+    from numpyvae.cli import main
+    run = tmp_path / "run"
+    common = ["--hidden", "8", "--z-dim", "2", "--no-progress", "--no-plots", "--quiet"]
+    assert main(["train", "--epochs", "1", "--out", str(run), "--prior", "vampprior:5", "--estimator", "mc", *common]) == 0
+    m = ckpt.load_model(run / "checkpoint.npz")
+    assert m.config["prior"] == {"name": "vampprior", "components": 5} and m.params["prior.pseudo_inputs"].shape == (5, 64)
+    assert main(["train", "--resume", str(run / "checkpoint.npz"), "--epochs", "2", "--no-progress", "--quiet"]) == 0
+    assert ckpt.load_model(run / "checkpoint.npz").config["prior"]["name"] == "vampprior"
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run / "checkpoint.npz"), "--epochs", "3", "--prior", "mixture:5",
+                 "--no-progress"]) != 0
+    assert "--prior mixture:5 (the run has vampprior:5)" in capsys.readouterr().err
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "a"), "--prior", "mixture:3", *common]) != 0
+    assert "'analytic' needs a closed-form KL" in capsys.readouterr().err
+    for bad in ("vamp:3", "mixture:0", "mixture", "mixture:x"):
+        with pytest.raises(SystemExit):
+            main(["train", "--epochs", "1", "--out", str(tmp_path / "b"), "--prior", bad, *common])
+        assert "--prior" in capsys.readouterr().err
+
+
+def test_vampprior_through_a_convolutional_encoder_gradient():
+    """The pseudo-inputs are images for a conv encoder: their gradient comes back through Conv2d's backward."""
+    enc = [{"layer": "reshape", "shape": [1, 4, 4]},
+           {"layer": "conv2d", "out_channels": 2, "kernel_size": 2, "stride": 2},
+           {"layer": "tanh"}, {"layer": "flatten"}, {"layer": "linear", "units": 4}]
+    dec = [{"layer": "linear", "units": 6}, {"layer": "tanh"}, {"layer": "linear", "units": 16}]
+    m = VAE(16, z_dim=2, dtype=np.float64, seed=5, encoder=enc, decoder=dec, prior={"name": "vampprior", "components": 2})
+    rng = np.random.default_rng(18)
+    x, eps = rng.random((3, 16)), rng.standard_normal((2, 3, 2))
+    for c in check_model(m, x, eps, "mc"):
+        assert c.passed, str(c)

@@ -21,3 +21,14 @@ def test_quick_mode_trains_every_prior_and_reports_paired_differences(tmp_path):
     assert set(result["paired_log_px_differences"]) == {"mixture - standard", "vampprior - standard"}
     stored = json.loads((tmp_path / "result.json").read_text())
     assert stored["runs"] == result["runs"] and "vampprior" in (tmp_path / "table.md").read_text()
+
+
+def test_active_units_script_runs_and_prints_its_table(capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("priors_active_units", os.path.join(REPO, "scripts", "priors_active_units.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--z-dim", "3", "--epochs", "1", "--seeds", "0", "--components", "4"])
+    out = capsys.readouterr().out
+    for words in ("| standard | 0 |", "| mixture | 0 |", "| vampprior | 0 |", "/3 |", "Cov > 0.01"):
+        assert words in out, f"expected {words!r} in\n{out}"
