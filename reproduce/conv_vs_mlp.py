@@ -104,9 +104,15 @@ def main(argv=None):
     commands["mlp"], seconds["mlp"] = train(args, runs["mlp"], "mlp", args.epochs)
     conv_time, mlp_epoch = sum(seconds["conv"]), float(np.mean(seconds["mlp"]))
     same_epochs = max(args.epochs, int(conv_time // mlp_epoch)) if not args.eval_only else None
-    commands["mlp_same_time"], all_seconds = train(args, runs["mlp_same_time"], "mlp", same_epochs,
-                                                   resume=os.path.join(runs["mlp"], "checkpoint.npz"))
-    seconds["mlp_same_time"] = all_seconds
+    if (same_epochs is not None and same_epochs <= args.epochs) or \
+            (args.eval_only and not os.path.exists(os.path.join(runs["mlp_same_time"], "command.txt"))):
+        # the conv runs took no longer than the MLP's epochs (a tiny quick model): the same-time MLP is the MLP run
+        runs["mlp_same_time"] = runs["mlp"]
+        commands["mlp_same_time"], seconds["mlp_same_time"] = commands["mlp"], seconds["mlp"]
+    else:
+        commands["mlp_same_time"], all_seconds = train(args, runs["mlp_same_time"], "mlp", same_epochs,
+                                                       resume=os.path.join(runs["mlp"], "checkpoint.npz"))
+        seconds["mlp_same_time"] = all_seconds
 
     d = load(args.dataset)
     x_test = binarize(d.x_test[:args.n_test], "dynamic", np.random.default_rng([args.seed, 7]))
