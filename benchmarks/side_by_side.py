@@ -48,7 +48,7 @@ import tracemalloc
 import numpy as np
 
 from numpyvae import VAE
-from numpyvae.blas_threads import blas_threads, controller, n_blas_threads
+from numpyvae.blas_threads import blas_threads, controller, n_blas_threads, one_blas_thread
 from numpyvae.evaluate import log_marginal
 from numpyvae.optim import Adam
 from numpyvae.parallel import ParallelStep
@@ -119,15 +119,19 @@ def numpyvae_parts(batch, workers, seed=0, arch="mlp"):
     rng = np.random.default_rng(seed)
     x = rng.uniform(size=(batch, 784)).astype(np.float32)
     runner = model if workers == 1 else ParallelStep(model, workers)
-    spread = None if workers == 1 else runner.workers
+    update = opt.step if workers == 1 else (lambda g: runner.step(opt, g))
 
     def fwd_bwd():
         return runner.loss_and_grads(x, rng=rng)[1]
 
-    def step():
-        opt.step(fwd_bwd(), workers=spread)
+    def step():                                  # as Trainer.train_step runs it
+        if workers == 1:
+            opt.step(fwd_bwd())
+        else:
+            with one_blas_thread():
+                runner.step(opt, fwd_bwd())
     grads = {k: g.copy() for k, g in fwd_bwd().items()}
-    return {"step": step, "fwd+bwd": fwd_bwd, "update": lambda: opt.step(grads, workers=spread)}
+    return {"step": step, "fwd+bwd": fwd_bwd, "update": lambda: update(grads)}
 
 
 # ---- an MNIST epoch, no test evaluation for either -------------------------------------------

@@ -191,7 +191,8 @@ class ParallelStep:
 
     def step(self, optimizer, grads):
         """optimizer.step(grads), its update split over this step's workers."""
-        optimizer.step(grads, workers=self.workers)
+        with one_blas_thread():          # for speed: the check's dot products must not wake BLAS's own threads
+            optimizer.step(grads, workers=self.workers)
 
     def close(self):
         """End the worker threads (the object cannot step after this)."""
