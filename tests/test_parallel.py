@@ -282,6 +282,8 @@ def test_the_command_line_trains_with_workers_records_them_and_keeps_them_on_res
     from numpyvae.cli import main
     out = tmp_path / "run"
     tiny = ["--hidden", "8", "--batch-size", "64", "--no-plots", "-q"]
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "serial"), *tiny]) == 0
+    assert ckpt.threads(tmp_path / "serial" / "checkpoint.npz")["workers"] == 1      # the default: serial
     assert main(["train", "--epochs", "1", "--out", str(out), "--workers", "2", *tiny]) == 0
     path = out / "checkpoint.npz"
     assert ckpt.threads(path)["workers"] == 2 and ckpt.trainer_config(path)[1]["workers"] == 2
@@ -294,6 +296,9 @@ def test_the_command_line_trains_with_workers_records_them_and_keeps_them_on_res
     print(f"resumed with another count: {told!r}")
     assert "trained with 2 worker(s), this run uses 1" in told and "not bit-identical" in told
     assert ckpt.trainer_config(path)[1]["workers"] == 1 and ckpt.threads(path)["workers"] == 1
+    from numpyvae.parallel import default_workers
+    assert main(["train", "--resume", str(path), "--epochs", "4", "--workers", "auto", "--no-plots", "-q"]) == 0
+    assert ckpt.threads(path)["workers"] == default_workers(), f"--workers auto: ours {ckpt.threads(path)}"
     with pytest.raises(SystemExit) as refused:
         main(["train", "--epochs", "1", "--out", str(tmp_path / "r2"), "--workers", "0", *tiny])
     assert refused.value.code == 2 and "--workers" in capsys.readouterr().err
