@@ -39,7 +39,6 @@ is used when ``numpyvae.data.load("mnist")`` finds it (--data-dir, or NUMPYVAE_D
 images of its shape (said so in the output).
 """
 import argparse
-import math
 import os
 import platform
 import time
@@ -445,7 +444,8 @@ def section_steps(args, counts, has_torch, has_autograd):
                 print(f"  numpyvae vs pytorch, step: {row['ratio']};  update: "
                       f"{spread(per_round(times, 'pytorch update', 'numpyvae update'), '{:.2f}x')}")
             if "autograd step" in times:
-                print(f"  numpyvae vs autograd, step: {spread(per_round(times, 'autograd step', 'numpyvae step'), '{:.2f}x')}")
+                ratio = spread(per_round(times, "autograd step", "numpyvae step"), "{:.2f}x")
+                print(f"  numpyvae vs autograd, step: {ratio}")
             print(f"  BLAS bound / numpyvae: fwd+bwd {row['fb']}, whole step {row['step_bound']}")
             table.append(row)
     print("\nsummary (medians of the rounds, [lowest-highest round]; ratio = pytorch time / numpyvae time):")

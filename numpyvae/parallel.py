@@ -123,6 +123,8 @@ class ParallelStep:
     this object's buffers, overwritten by the next call.  The batch's
     Estimate is left in ``model.last_estimate`` as the serial call leaves it.
     ``step(optimizer, grads)`` applies the update split over the workers.
+    One step at a time: the buffers are this object's (Trainer.train_step
+    holds the model's lock across a step).
     """
 
     def __init__(self, model, workers=None):
@@ -159,7 +161,7 @@ class ParallelStep:
         def share(w):
             r = rows[w]
             with np.errstate(**errors):
-                    return model.loss_and_grads(x[r], eps=eps[:, r], estimator=estimator, beta=beta,
+                return model.loss_and_grads(x[r], eps=eps[:, r], estimator=estimator, beta=beta,
                                             grads=self.buffers[w], return_estimate=True)[2]
 
         if len(rows) == 1:
