@@ -4,6 +4,7 @@ convolutional VAE's step and log_marginal against its bound.
 
     python benchmarks/side_by_side.py                     # threads 1, 2, 4, ... up to the cores
     python benchmarks/side_by_side.py --threads 1,2 --rounds 7 --sections steps,epoch
+    python benchmarks/side_by_side.py --quick             # does it run? (not a measurement)
     pip install "numpyvae[bench]"      # PyTorch and autograd; each is skipped when absent
 
 Leave OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) unset: OpenBLAS then starts with one thread
@@ -141,7 +142,7 @@ def mnist_train(data_dir):
     try:
         return load("mnist", data_dir, download=False, progress=False).x_train, "MNIST"
     except Exception as exc:                     # not present here: random images of its shape
-        why = str(exc).split("\n")[0][:120]
+        why = " ".join(str(exc).split())[:200]
         x = np.random.default_rng(0).uniform(size=(60000, 784)).astype(np.float32)
         return x, f"random images of MNIST's shape (MNIST not found: {why})"
 
@@ -550,7 +551,13 @@ def main():
     p.add_argument("--autograd", action="store_true", help="HIPS autograd's step too (at 1 thread)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="conv and log_marginal sections: wall time, or this process's CPU time")
+    p.add_argument("--quick", action="store_true",
+                   help="a check that everything runs (about a minute), not a measurement: 2 rounds of 5 steps, "
+                        "an epoch of 2,048 images, 1 and 2 threads")
     args = p.parse_args()
+    if args.quick:
+        args.rounds, args.steps, args.epoch_rounds, args.epoch_images = 2, 5, 1, 2048
+        args.threads = args.threads or ",".join(str(t) for t in (1, 2) if t <= (os.cpu_count() or 1))
     sections = [s for s in args.sections.split(",") if s]
     if set(sections) - set(SECTIONS):
         p.error(f"--sections: unknown {sorted(set(sections) - set(SECTIONS))}; choose from {SECTIONS}")
