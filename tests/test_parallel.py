@@ -302,3 +302,15 @@ def test_the_command_line_trains_with_workers_records_them_and_keeps_them_on_res
     with pytest.raises(SystemExit) as refused:
         main(["train", "--epochs", "1", "--out", str(tmp_path / "r2"), "--workers", "0", *tiny])
     assert refused.value.code == 2 and "--workers" in capsys.readouterr().err
+
+
+def test_a_copied_trainer_gets_workers_of_its_own_and_continues_bit_identically():
+    x = data(mlp(), n=64, seed=2)
+    trainer = Trainer(mlp(), x, batch_size=16, workers=2, progress=False, verbose=False)
+    trainer.run(1)
+    twin = copy.deepcopy(trainer)
+    trainer.run(2)
+    twin.run(2)
+    assert twin.parallel_step() is not trainer.parallel_step() and twin.parallel_step().model is twin.model
+    bad = [k for k in trainer.model.params if not np.array_equal(trainer.model.params[k], twin.model.params[k])]
+    assert not bad, f"the copy's second epoch differs in {bad}"
