@@ -29,8 +29,9 @@ import numpy as np
 
 from .blas_threads import blas_threads, one_blas_thread
 from .errors import InputError
-from .estimators import Estimate
-from .validate import as_float_array, check_positive_int, check_rng
+from .estimators import ESTIMATORS, Estimate
+from .validate import as_float_array, check_choice, check_float, check_positive_int, check_rng
+from .vae import VAE
 
 MAX_WORKERS = 256            # the most threads asked for (each holds a copy of the gradient buffers)
 
@@ -128,6 +129,8 @@ class ParallelStep:
     """
 
     def __init__(self, model, workers=None):
+        if not isinstance(model, VAE):
+            raise InputError(f"model: expected a numpyvae.VAE, got {type(model).__name__}")
         self.model, self.n = model, check_workers(workers)
         self.workers = Workers(self.n)
         # one set of buffers per worker (worker w adds its share's gradient into its own), all zero between steps
@@ -138,6 +141,8 @@ class ParallelStep:
     def loss_and_grads(self, x, eps=None, rng=None, estimator="analytic", k=1, beta=1.0):
         model = self.model
         x = model.check_x(x)
+        check_choice("estimator", estimator, ESTIMATORS)      # refused before eps is drawn, as the serial step does
+        check_float("beta", beta, lo=0.0, hi=1e6)
         B = x.shape[0]
         if eps is None:                                      # drawn here, as the serial step draws it
             k = check_positive_int("k", k)

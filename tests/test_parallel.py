@@ -197,6 +197,18 @@ def test_workers_must_be_a_positive_integer():
             Trainer(model, x, batch_size=5, workers=bad, progress=False)
         with pytest.raises(InputError, match="workers"):
             ParallelStep(model, bad)
+    with pytest.raises(InputError, match="model: expected a numpyvae.VAE"):
+        ParallelStep("a model", 2)
+    step = ParallelStep(model, 2)
+    rng = np.random.default_rng(0)
+    before = rng.bit_generator.state
+    for kwargs, name in (({"estimator": "nope"}, "estimator"), ({"beta": -1.0}, "beta"),
+                         ({"eps": np.zeros((3, 4))}, "eps"), ({"rng": 3}, "rng")):
+        with pytest.raises(InputError, match=name):
+            step.loss_and_grads(x, **{"rng": rng, **kwargs})
+    assert rng.bit_generator.state == before, "a refused call drew from the generator"
+    with pytest.raises(InputError, match="x"):
+        step.loss_and_grads(np.full((4, 30), np.nan), rng=np.random.default_rng(0))
 
 
 def test_checkpoints_record_the_workers_and_blas_threads_and_a_resume_keeps_the_count(tmp_path):
