@@ -4,6 +4,7 @@ convolutional VAE's step and log_marginal against its bound.
 
     python benchmarks/side_by_side.py                     # threads 1, 2, 4, ... up to the cores
     python benchmarks/side_by_side.py --threads 1,2 --rounds 7 --sections steps,epoch
+    python benchmarks/side_by_side.py --quick             # does it run? (not a measurement)
     pip install "numpyvae[bench]"      # PyTorch and autograd; each is skipped when absent
 
 Leave OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) unset: OpenBLAS then starts with one thread
@@ -39,7 +40,6 @@ is used when ``numpyvae.data.load("mnist")`` finds it (--data-dir, or NUMPYVAE_D
 images of its shape (said so in the output).
 """
 import argparse
-import math
 import os
 import platform
 import time
@@ -48,7 +48,7 @@ import tracemalloc
 import numpy as np
 
 from numpyvae import VAE
-from numpyvae.blas_threads import blas_threads, controller, n_blas_threads
+from numpyvae.blas_threads import blas_threads, controller, n_blas_threads, one_blas_thread
 from numpyvae.evaluate import log_marginal
 from numpyvae.optim import Adam
 from numpyvae.parallel import ParallelStep
@@ -119,15 +119,19 @@ def numpyvae_parts(batch, workers, seed=0, arch="mlp"):
     rng = np.random.default_rng(seed)
     x = rng.uniform(size=(batch, 784)).astype(np.float32)
     runner = model if workers == 1 else ParallelStep(model, workers)
-    spread = None if workers == 1 else runner.workers
+    update = opt.step if workers == 1 else (lambda g: runner.step(opt, g))
 
     def fwd_bwd():
         return runner.loss_and_grads(x, rng=rng)[1]
 
-    def step():
-        opt.step(fwd_bwd(), workers=spread)
+    def step():                                  # as Trainer.train_step runs it
+        if workers == 1:
+            opt.step(fwd_bwd())
+        else:
+            with one_blas_thread():
+                runner.step(opt, fwd_bwd())
     grads = {k: g.copy() for k, g in fwd_bwd().items()}
-    return {"step": step, "fwd+bwd": fwd_bwd, "update": lambda: opt.step(grads, workers=spread)}
+    return {"step": step, "fwd+bwd": fwd_bwd, "update": lambda: update(grads)}
 
 
 # ---- an MNIST epoch, no test evaluation for either -------------------------------------------
@@ -138,7 +142,7 @@ def mnist_train(data_dir):
     try:
         return load("mnist", data_dir, download=False, progress=False).x_train, "MNIST"
     except Exception as exc:                     # not present here: random images of its shape
-        why = str(exc).split("\n")[0][:120]
+        why = " ".join(str(exc).split())[:200]
         x = np.random.default_rng(0).uniform(size=(60000, 784)).astype(np.float32)
         return x, f"random images of MNIST's shape (MNIST not found: {why})"
 
@@ -441,7 +445,8 @@ def section_steps(args, counts, has_torch, has_autograd):
                 print(f"  numpyvae vs pytorch, step: {row['ratio']};  update: "
                       f"{spread(per_round(times, 'pytorch update', 'numpyvae update'), '{:.2f}x')}")
             if "autograd step" in times:
-                print(f"  numpyvae vs autograd, step: {spread(per_round(times, 'autograd step', 'numpyvae step'), '{:.2f}x')}")
+                ratio = spread(per_round(times, "autograd step", "numpyvae step"), "{:.2f}x")
+                print(f"  numpyvae vs autograd, step: {ratio}")
             print(f"  BLAS bound / numpyvae: fwd+bwd {row['fb']}, whole step {row['step_bound']}")
             table.append(row)
     print("\nsummary (medians of the rounds, [lowest-highest round]; ratio = pytorch time / numpyvae time):")
@@ -546,7 +551,13 @@ def main():
     p.add_argument("--autograd", action="store_true", help="HIPS autograd's step too (at 1 thread)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="conv and log_marginal sections: wall time, or this process's CPU time")
+    p.add_argument("--quick", action="store_true",
+                   help="a check that everything runs (about a minute), not a measurement: 2 rounds of 5 steps, "
+                        "an epoch of 2,048 images, 1 and 2 threads")
     args = p.parse_args()
+    if args.quick:
+        args.rounds, args.steps, args.epoch_rounds, args.epoch_images = 2, 5, 1, 2048
+        args.threads = args.threads or ",".join(str(t) for t in (1, 2) if t <= (os.cpu_count() or 1))
     sections = [s for s in args.sections.split(",") if s]
     if set(sections) - set(SECTIONS):
         p.error(f"--sections: unknown {sorted(set(sections) - set(SECTIONS))}; choose from {SECTIONS}")

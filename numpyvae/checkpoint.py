@@ -532,9 +532,11 @@ def threads(path):
     controller = value.get("blas_controller")
     libraries = value.get("blas_libraries")
     if controller is not None and not isinstance(controller, str):
-        raise CheckpointError(f"checkpoint {path!r}: threads.blas_controller is {controller!r:.40}, expected text or null")
+        raise CheckpointError(f"checkpoint {path!r}: threads.blas_controller is {controller!r:.40}, "
+                              "expected text or null")
     if not (isinstance(libraries, list) and all(isinstance(n, str) for n in libraries)):
-        raise CheckpointError(f"checkpoint {path!r}: threads.blas_libraries is {libraries!r:.60}, expected a list of names")
+        raise CheckpointError(f"checkpoint {path!r}: threads.blas_libraries is {libraries!r:.60}, "
+                              "expected a list of names")
     return {"workers": workers, "blas_threads": blas, "blas_controller": controller, "blas_libraries": libraries}
 
 

@@ -80,6 +80,11 @@ def integer(minimum, maximum=None):
     return parse
 
 
+def workers_count(text):
+    """An argparse type: "auto" (as many workers as BLAS has threads) or an integer from 1 to MAX_WORKERS."""
+    return check_workers(None) if text == "auto" else integer(1, MAX_WORKERS)(text)
+
+
 def number(minimum, strict=False):
     """An argparse type: a finite real number >= minimum (> minimum if strict)."""
     def parse(text):
@@ -181,9 +186,10 @@ def build_parser(suppress_defaults=False):
            help="continue the run saved in CHECKPOINT (its model and trainer settings are kept; "
                 "--epochs, --data-dir and --out may be given)")
     option(t, "--force", action="store_true", help="replace a run already in --out (its files are removed)")
-    option(t, "--workers", type=integer(1, MAX_WORKERS), metavar="N",
-           help="threads that share each training step, each on a one-thread BLAS (default: as many as BLAS has "
-                "threads; 1: the serial step).  A resumed run keeps its count unless this is given")
+    option(t, "--workers", type=workers_count, metavar="N",
+           help="threads that share each training step, each on a one-thread BLAS (numpyvae/parallel.py); "
+                "auto: as many as BLAS has threads (default: 1, the serial step; a resumed run keeps its count "
+                "unless this is given)")
     t.add_argument("--max-memory", type=number(0, strict=True), default=DEFAULT_MAX_MEMORY, metavar="GiB",
                    help="refuse a run whose estimated peak memory is larger (numpyvae/memory.py)")
     option(t, "--no-progress", action="store_true", help="no progress bar (it is drawn only on a terminal anyway)")
@@ -333,7 +339,7 @@ def _build_new_trainer(args):
                           init=args.init, dtype=np.dtype(args.dtype).type, gaussian_mean=gaussian_mean,
                           prior=args.prior)
     batch_size = d["batch_size"] if args.batch_size is None else args.batch_size
-    workers = check_workers(args.workers)
+    workers = 1 if args.workers is None else args.workers
     _refuse_memory(args, config, args.optimizer, batch_size * args.k, data, args.test_k, workers=workers)
     model = VAE(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation, init=args.init,
                 dtype=np.dtype(args.dtype).type, seed=args.seed, gaussian_mean=gaussian_mean, arch=args.arch,

@@ -29,8 +29,9 @@ import numpy as np
 
 from .blas_threads import blas_threads, one_blas_thread
 from .errors import InputError
-from .estimators import Estimate
-from .validate import as_float_array, check_positive_int, check_rng
+from .estimators import ESTIMATORS, Estimate
+from .validate import as_float_array, check_choice, check_float, check_positive_int, check_rng
+from .vae import VAE
 
 MAX_WORKERS = 256            # the most threads asked for (each holds a copy of the gradient buffers)
 
@@ -123,9 +124,13 @@ class ParallelStep:
     this object's buffers, overwritten by the next call.  The batch's
     Estimate is left in ``model.last_estimate`` as the serial call leaves it.
     ``step(optimizer, grads)`` applies the update split over the workers.
+    One step at a time: the buffers are this object's (Trainer.train_step
+    holds the model's lock across a step).
     """
 
     def __init__(self, model, workers=None):
+        if not isinstance(model, VAE):
+            raise InputError(f"model: expected a numpyvae.VAE, got {type(model).__name__}")
         self.model, self.n = model, check_workers(workers)
         self.workers = Workers(self.n)
         # one set of buffers per worker (worker w adds its share's gradient into its own), all zero between steps
@@ -136,6 +141,8 @@ class ParallelStep:
     def loss_and_grads(self, x, eps=None, rng=None, estimator="analytic", k=1, beta=1.0):
         model = self.model
         x = model.check_x(x)
+        check_choice("estimator", estimator, ESTIMATORS)      # refused before eps is drawn, as the serial step does
+        check_float("beta", beta, lo=0.0, hi=1e6)
         B = x.shape[0]
         if eps is None:                                      # drawn here, as the serial step draws it
             k = check_positive_int("k", k)
@@ -159,7 +166,7 @@ class ParallelStep:
         def share(w):
             r = rows[w]
             with np.errstate(**errors):
-                    return model.loss_and_grads(x[r], eps=eps[:, r], estimator=estimator, beta=beta,
+                return model.loss_and_grads(x[r], eps=eps[:, r], estimator=estimator, beta=beta,
                                             grads=self.buffers[w], return_estimate=True)[2]
 
         if len(rows) == 1:
@@ -191,7 +198,8 @@ class ParallelStep:
 
     def step(self, optimizer, grads):
         """optimizer.step(grads), its update split over this step's workers."""
-        optimizer.step(grads, workers=self.workers)
+        with one_blas_thread():          # for speed: the check's dot products must not wake BLAS's own threads
+            optimizer.step(grads, workers=self.workers)
 
     def close(self):
         """End the worker threads (the object cannot step after this)."""

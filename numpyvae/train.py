@@ -23,6 +23,7 @@ The history has one row per epoch, every figure in nats per example:
     test_neg_elbo, test_recon, test_kl   the same on the test set (beta = 1, one z per image)
     test_neg_iwae    the negative IWAE bound with test_k samples (only when test_k > 1)
 """
+import contextlib
 import csv
 import io
 import json
@@ -33,6 +34,7 @@ import time
 
 import numpy as np
 
+from .blas_threads import one_blas_thread
 from .data import BINARIZE
 from .data import binarize as binarize_images
 from .errors import InputError, TrainingError
@@ -157,8 +159,11 @@ class Trainer:
             # overflowing update shows up so at the next step, or in the end-of-epoch check);
             # the model's lock is held until the step is applied: the grads are the model's buffers,
             # which another thread's call would overwrite (VAE, Threads)
-            with self.model.lock, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                # the serial step, or the same step shared by the workers (numpyvae/parallel.py)
+            # the serial step, or the same step shared by the workers (numpyvae/parallel.py); with workers, BLAS
+            # keeps to one thread for the whole step (for speed: a product on BLAS's own threads, the
+            # optimizer's dot products, would leave them spinning on the cores the workers need)
+            threads = contextlib.nullcontext() if self.workers == 1 else one_blas_thread()
+            with self.model.lock, threads, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 step = self.model if self.workers == 1 else self.parallel_step()
                 loss, grads = step.loss_and_grads(xb, rng=self.rng, estimator=self.estimator,
                                                   k=self.k, beta=self.beta_now())
