@@ -13,7 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import planted  # noqa: E402
 
-PATHS = ["tests/test_flows.py", "tests/test_flow_fit.py"]
+PATHS = ["tests/test_flows.py", "tests/test_flow_fit.py", "tests/test_displayed_formulas_flows.py", "tests/test_flow_homework.py"]
 
 PLANTS = {
     "logdet-sign-in-det": (
