@@ -274,3 +274,18 @@ def test_flow_vae_trains_in_float32():
     assert after > before + 0.2
     with pytest.raises(InputError, match="estimator"):
         Trainer(model, x, estimator="analytic", batch_size=16, verbose=False)
+
+
+def test_command_line_trains_and_evaluates_a_flow_model(tmp_path, capsys):
+    from numpyvae.cli import main
+    out = str(tmp_path / "run")
+    assert main(["train", "--dataset", "digits", "--flow-steps", "2", "--estimator", "mc", "--epochs", "1",
+                 "--out", out, "--no-progress", "--quiet"]) == 0
+    model = load_model(out + "/checkpoint.npz")
+    assert model.flow_steps == 2 and model.encoder.call(np.zeros((1, 64), np.float32))[0].shape == (1, 2 * 2 + 2 * 5)
+    capsys.readouterr()
+    assert main(["evaluate", out + "/checkpoint.npz", "--log-marginal", "20"]) == 0
+    assert "importance-sampled estimate of -log p(x), k=20" in capsys.readouterr().out
+    assert main(["train", "--dataset", "digits", "--flow-steps", "2", "--epochs", "1", "--out", str(tmp_path / "x"),
+                 "--no-progress", "--quiet"]) != 0
+    assert "a flowed posterior takes ['iwae', 'mc']" in capsys.readouterr().err
