@@ -310,3 +310,26 @@ def test_command_line_trains_and_evaluates_a_flow_model(tmp_path, capsys):
     assert main(["train", "--dataset", "digits", "--flow-steps", "2", "--epochs", "1", "--out", str(tmp_path / "x"),
                  "--no-progress", "--quiet"]) != 0
     assert "a flowed posterior takes ['iwae', 'mc']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1e3, 1e30])
+def test_extreme_flow_parameters_give_finite_numbers_or_input_error(dtype, scale):
+    """The encoder's flow outputs blown up: every entry point returns finite numbers or raises InputError."""
+    model = VAE(6, hidden=[5], z_dim=2, flow_steps=3, dtype=dtype, seed=1)
+    model.params["encoder.1.W"][...] *= scale
+    x = np.full((2, 6), 0.5)
+    calls = {"loss mc": lambda: model.loss_and_grads(x, rng=np.random.default_rng(0), estimator="mc")[0],
+             "loss iwae": lambda: model.loss_and_grads(x, rng=np.random.default_rng(0), estimator="iwae", k=3)[0],
+             "elbo": lambda: model.elbo(x, np.random.default_rng(0), "mc", 2),
+             "log_marginal": lambda: log_marginal(model, x, k=5, rng=np.random.default_rng(0), workers=1),
+             "reconstruct": lambda: model.reconstruct(x, np.random.default_rng(0))}
+    for name, call in calls.items():
+        with np.errstate(all="ignore"):
+            try:
+                value = np.asarray(call(), dtype=float)
+            except InputError as exc:
+                print(f"{name}: InputError {exc}")
+                continue
+        print(f"{name}: finite {np.all(np.isfinite(value))}")
+        assert np.all(np.isfinite(value)), f"{name}: ours {value} vs expected finite numbers or InputError"
