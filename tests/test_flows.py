@@ -177,6 +177,15 @@ def test_flow_vae_gradients(estimator, beta):
     assert_checks([compare(name, grads[name], numerical_gradient(f, p)) for name, p in model.params.items()])
 
 
+def test_check_model_checks_a_flow_model():
+    from numpyvae.gradcheck import check_model
+    rng = np.random.default_rng(4)
+    model = small_flow_vae(K=2)
+    checks = check_model(model, (rng.random((2, 6)) < 0.5).astype(float), rng.standard_normal((3, 2, 2)), "iwae")
+    assert_checks(checks)
+    assert len(checks) == len(model.params)
+
+
 def test_flow_vae_with_zero_steps_is_the_plain_vae():
     a, b = VAE(6, hidden=[5], z_dim=2, dtype=np.float64), VAE(6, hidden=[5], z_dim=2, dtype=np.float64, flow_steps=0)
     x = np.random.default_rng(0).random((3, 6))
