@@ -157,6 +157,7 @@ def build_parser(suppress_defaults=False):
     option(t, "--flow-steps", type=integer(0, MAX_FLOW_STEPS), default=0, metavar="K",
            help="K > 0: q(z|x) pushed through K planar flow steps whose parameters the encoder produces "
                 "(derivations/13-planar-flows.md); train with --estimator mc or iwae")
+    option(t, "--flow", choices=["planar", "radial"], default="planar", help="the kind of flow step (with --flow-steps)")
     option(t, "--activation", choices=sorted(ACTIVATIONS), default="relu", help="hidden layers' nonlinearity")
     option(t, "--init", choices=["glorot", "normal"], default="glorot", help="initial weights")
     option(t, "--estimator", choices=sorted(ESTIMATORS), default="analytic",
@@ -310,12 +311,12 @@ def _build_new_trainer(args):
     z_dim = d["z_dim"] if args.z_dim is None else args.z_dim
     config = check_config(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation,
                           init=args.init, dtype=np.dtype(args.dtype).type, gaussian_mean=gaussian_mean,
-                          flow_steps=args.flow_steps)
+                          flow_steps=args.flow_steps, flow=args.flow)
     batch_size = d["batch_size"] if args.batch_size is None else args.batch_size
     _refuse_memory(args, config, args.optimizer, batch_size * args.k, data, args.test_k)
     model = VAE(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation, init=args.init,
                 dtype=np.dtype(args.dtype).type, seed=args.seed, gaussian_mean=gaussian_mean, arch=args.arch,
-                image_shape=(1, *data.image_shape), flow_steps=args.flow_steps)
+                image_shape=(1, *data.image_shape), flow_steps=args.flow_steps, flow=args.flow)
     trainer = Trainer(model, data.x_train, data.x_test, optimizer=args.optimizer, lr=args.lr,
                       batch_size=d["batch_size"] if args.batch_size is None else args.batch_size,
                       estimator=args.estimator, k=args.k, binarize=args.binarize, beta=args.beta,
