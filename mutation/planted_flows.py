@@ -33,6 +33,15 @@ PLANTS = {
     "psi-without-tanh-derivative": (
         "psi(z) = w instead of h'(w.z + b) w in the log-det (forward only)", [
             ("numpyvae/flows.py", "    det = 1.0 + g * c ", "    det = 1.0 + c + 0 * g ")]),
+    "radial-logdet-Z-factors": (
+        "the radial log-det with Z factors 1 + beta h instead of Z - 1 (forward only)", [
+            ("numpyvae/flows.py", "logdet = (z.shape[-1] - 1) * np.log(np.abs(A))", "logdet = z.shape[-1] * np.log(np.abs(A))")]),
+    "radial-beta-not-reparameterized": (
+        "beta not reparameterized (beta = softplus(c), may stay > -alpha only by luck: here beta = c), forward and backward", [
+            ("numpyvae/flows.py", "return alpha, -alpha + softplus(beta_raw), (alpha_raw, beta_raw)",
+             "return alpha, beta_raw + 0 * alpha, (alpha_raw, beta_raw)"),
+            ("numpyvae/flows.py", "return (dalpha - dbeta) * sigmoid(alpha_raw), dbeta * sigmoid(beta_raw)",
+             "return dalpha * sigmoid(alpha_raw), dbeta")]),
 }
 
 if __name__ == "__main__":

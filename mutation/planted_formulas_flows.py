@@ -36,6 +36,15 @@ PLANTS = [
  (r"= t^2 + (1 - t^2) (1 + \langle w, \hat u \rangle) \ge 0", r"= t^2 + (1 - t^2) \langle w, \hat u \rangle \ge 0",
   "13.8: the rearrangement without its 1"),
  (r"z = y - \hat u \tanh(s)", r"z = y + \hat u \tanh(s)", "13.9: the inverse with a sign"),
+ (r"\beta \frac{\partial h}{\partial r} r \, v \otimes v", r"\beta \frac{\partial h}{\partial r} \, v \otimes v",
+  "13.11: the radial Jacobian without the factor r"),
+ (r"\log \left| \det J \right| = (Z - 1) \log", r"\log \left| \det J \right| = Z \log", "13.12: Z factors 1 + beta h, not Z - 1"),
+ (r"= 1 + \beta \alpha h^2", r"= 1 + \beta h^2", "13.12: the second factor without alpha"),
+ (r"\beta = -\alpha + \operatorname{softplus}(c)", r"\beta = \alpha + \operatorname{softplus}(c)", "13.13: beta with +alpha"),
+ (r"\frac{\partial \ell}{\partial \alpha} = \frac{\partial \ell}{\partial r} + ", r"\frac{\partial \ell}{\partial \alpha} = ",
+  "13.14: d ell / d alpha without the path through h"),
+ (r"r^2 + (\alpha + \beta - \lVert y - z_0 \rVert) r", r"r^2 + (\alpha - \beta - \lVert y - z_0 \rVert) r",
+  "13.15: the inverse's quadratic with -beta"),
 ]
 TESTS = ["tests/test_displayed_formulas_flows.py", "tests/test_displayed_formulas.py::test_every_displayed_formula_parses"]
 

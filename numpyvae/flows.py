@@ -142,7 +142,7 @@ def flow_inverse(y, u_hat, w, b):
     return y
 
 
-# ---- radial flows (13.10)-(13.13) -------------------------------------------------------
+# ---- radial flows (13.10)-(13.15) -------------------------------------------------------
 #
 # One radial step moves every point towards or away from a centre z0:
 #     y = z + beta h(r) (z - z0),   r = |z - z0|,   h(r) = 1 / (alpha + r)
@@ -150,7 +150,7 @@ def flow_inverse(y, u_hat, w, b):
 # z0 (B, Z), alpha, beta (B,); K steps: z0 (B, K, Z), alpha, beta (B, K).
 
 def radial_params_forward(alpha_raw, beta_raw):
-    """alpha = softplus(alpha_raw) > 0, beta = -alpha + softplus(beta_raw) >= -alpha.  (13.12)"""
+    """alpha = softplus(alpha_raw) > 0, beta = -alpha + softplus(beta_raw) >= -alpha.  (13.13)"""
     alpha = softplus(alpha_raw)
     return alpha, -alpha + softplus(beta_raw), (alpha_raw, beta_raw)
 
@@ -162,7 +162,7 @@ def radial_params_backward(dalpha, dbeta, cache):
 
 
 def radial_forward(z, z0, alpha, beta):
-    """z (S, B, Z); z0 (B, Z); alpha, beta (B,) -> y (S, B, Z), log|det dy/dz| (S, B), cache.  (13.10), (13.11)
+    """z (S, B, Z); z0 (B, Z); alpha, beta (B,) -> y (S, B, Z), log|det dy/dz| (S, B), cache.  (13.10), (13.12)
 
     log|det| = (Z - 1) log|1 + beta h| + log|1 + beta alpha h^2|.
     """
@@ -176,7 +176,7 @@ def radial_forward(z, z0, alpha, beta):
 
 
 def radial_backward(dy, dlogdet, cache):
-    """dy (S, B, Z), dlogdet (S, B) -> dz (S, B, Z), dz0 (B, Z), dalpha, dbeta (B,).  (13.13)"""
+    """dy (S, B, Z), dlogdet (S, B) -> dz (S, B, Z), dz0 (B, Z), dalpha, dbeta (B,).  (13.14)"""
     d, r, h, alpha, beta, A, B = cache
     Z = d.shape[-1]
     dyd = np.sum(dy * d, axis=-1)                                   # <dy, d>
@@ -191,7 +191,7 @@ def radial_backward(dy, dlogdet, cache):
 
 
 def radial_inverse(y, z0, alpha, beta):
-    """The z with radial_forward(z) = y, needing alpha > 0, beta >= -alpha.  (13.14)
+    """The z with radial_forward(z) = y, needing alpha > 0, beta >= -alpha.  (13.15)
 
     |y - z0| = r (1 + beta / (alpha + r)): r is the non-negative root of
     r^2 + (alpha + beta - r') r - alpha r' = 0, r' = |y - z0|; z - z0 is y - z0 scaled by r / r'.

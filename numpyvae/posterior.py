@@ -135,7 +135,7 @@ class RadialFlow(PlanarFlow):
         h (B, 2Z + K(Z + 2)) = [mu | raw logvar | z0_1..z0_K | a_1..a_K | c_1..c_K]
 
     with each step's centre z0_k, alpha_k = softplus(a_k) and beta_k = -alpha_k + softplus(c_k)
-    (13.12); ``sample`` and ``sample_backward`` are the planar flow's, with the radial steps.
+    (13.13); ``sample`` and ``sample_backward`` are the planar flow's, with the radial steps.
     """
 
     forward, backward = staticmethod(flows.radial_flow_forward), staticmethod(flows.radial_flow_backward)
