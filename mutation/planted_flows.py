@@ -24,7 +24,7 @@ PLANTS = {
     "logdet-sign-in-log-q": (
         "a sign in log q_K: log q_0 + sum log-dets instead of minus, forward and backward", [
             ("numpyvae/posterior.py", "return (z, log_q0 - sum_logdet)", "return (z, log_q0 + sum_logdet)"),
-            ("numpyvae/posterior.py", "flows.flow_backward(dz, -dlog_q, fcache)", "flows.flow_backward(dz, dlog_q, fcache)")]),
+            ("numpyvae/posterior.py", "self.backward(dz, -dlog_q, fcache)", "self.backward(dz, dlog_q, fcache)")]),
     "u-not-reparameterized": (
         "u not reparameterized: u_hat = u (w.u >= -1 no longer guaranteed), forward and backward", [
             ("numpyvae/flows.py", "    return u + r[..., None] * w, (u, w, a, n, r)", "    return u + 0 * r[..., None] * w, (u, w, a, n, r)"),
