@@ -1,4 +1,4 @@
-"""Planar normalizing flows (Rezende & Mohamed 2015), forward and backward by hand.
+"""Planar and radial normalizing flows (Rezende & Mohamed 2015), forward and backward by hand.
 
 derivations/13-planar-flows.md derives every line.  One planar step maps
 
@@ -22,9 +22,12 @@ and the encoder produces the parameters (amortized, as in the paper); to fit
 a density, B = 1 and S is the number of samples.  Parameter gradients are
 summed over the S samples.
 
-Every kernel here is the formula and nothing else; the flow posterior
-(numpyvae/posterior.py's PlanarFlow) checks its inputs at the VAE's entry,
-and the public functions at the bottom check theirs.
+Radial steps, y = z + beta (z - z0) / (alpha + |z - z0|), follow the same
+pattern below (derivations/13-planar-flows.md, (13.10)-(13.15)).
+
+Every kernel here is the formula and nothing else: the VAE checks its inputs
+at its public methods before the flow posteriors (numpyvae/posterior.py) call
+these, and the public functions at the bottom check theirs.
 """
 import numpy as np
 
