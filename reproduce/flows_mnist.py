@@ -26,8 +26,9 @@ not as checked (PUBLISHED below).
 Writes reproduce/results/flows_mnist/ (result.json, table.md).  ``--quick`` trains
 tiny models (hidden 32, Z = 4, K = 2) for one epoch on 1,000 training images and
 evaluates 50 test images with k = 50: its numbers mean nothing, it checks the
-plumbing.  The full run was not made in this session (the machine is shared);
-expected cost: about 30 minutes per model on 2 cores.
+plumbing.  The full run was not made in this session (the machine is shared), so
+its cost is not measured here: ``python benchmarks/step_time.py --z-dim 40
+--batch 100 --flow-steps 10 --estimator mc`` times one step on an idle machine.
 """
 import argparse
 import os
