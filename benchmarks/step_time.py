@@ -2,6 +2,7 @@
 
     python benchmarks/step_time.py [--x-dim 784] [--hidden 400] [--z-dim 20] [--batch 128] [--dtype float32]
     python benchmarks/step_time.py --prior vampprior --components 500 --estimator mc     # a learned prior
+    python benchmarks/step_time.py --flow-steps 10 --estimator mc      # with K = 10 planar flows in q(z|x)
 
 Prints the machine, the median milliseconds per step over --repeats timed
 runs of --steps steps each, and the implied seconds per MNIST epoch
@@ -27,6 +28,7 @@ def main():
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--estimator", default="analytic")
+    p.add_argument("--flow-steps", type=int, default=0, help="K planar flow steps in the posterior (use --estimator mc)")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--prior", choices=["standard", "mixture", "vampprior"], default="standard")
@@ -38,7 +40,7 @@ def main():
 
     dtype = np.dtype(args.dtype).type
     rng = np.random.default_rng(0)
-    model = VAE(args.x_dim, args.hidden, args.z_dim, dtype=dtype, seed=0, prior=prior)
+    model = VAE(args.x_dim, args.hidden, args.z_dim, dtype=dtype, seed=0, prior=prior, flow_steps=args.flow_steps)
     opt = Adam(model.params)
     x = rng.uniform(size=(args.batch, args.x_dim)).astype(dtype)
     for _ in range(5):                                   # warm up BLAS and caches
@@ -53,7 +55,8 @@ def main():
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}, "
           f"Python {platform.python_version()}, NumPy {np.__version__}")
     print(f"model {args.x_dim}-{'-'.join(map(str, args.hidden))}-{args.z_dim}, batch {args.batch}, {args.dtype}, "
-          f"{args.estimator}, prior {args.prior}{'' if prior is None else f' ({args.components} components)'}: "
+          f"{args.estimator}, prior {args.prior}{'' if prior is None else f' ({args.components} components)'}"
+          f"{f', {args.flow_steps} planar flow steps' if args.flow_steps else ''}: "
           f"{ms:.2f} ms per step (median of {args.repeats} x {args.steps} steps)")
     print(f"implied MNIST epoch (60,000 examples): {ms / 1000 * np.ceil(60000 / args.batch):.1f} s")
 

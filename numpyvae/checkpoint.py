@@ -330,7 +330,7 @@ def _model_config(arrays, path):
 
 
 MODEL_KEYS = ("x_dim", "hidden", "z_dim", "likelihood", "activation", "init", "dtype", "gaussian_mean", "arch",
-              "image_shape", "encoder", "decoder", "flow_steps", "prior", "n_classes")
+              "image_shape", "encoder", "decoder", "flow_steps", "flow", "prior", "n_classes")
 
 
 def check_model_config(config, path):

@@ -34,7 +34,7 @@ from .parallel import check_workers
 from .runs import CHECKPOINT, HISTORY, RunFolder
 from .train import BINARIZE, Trainer, write_history
 from .memory import training_bytes
-from .vae import GAUSSIAN_MEANS, LIKELIHOODS, VAE, check_config
+from .vae import GAUSSIAN_MEANS, LIKELIHOODS, MAX_FLOW_STEPS, VAE, check_config
 
 # Defaults per dataset: hidden sizes, z_dim, likelihood (and the Gaussian
 # decoder's mean), epochs, batch_size.
@@ -160,6 +160,10 @@ def build_parser(suppress_defaults=False):
     option(t, "--arch", choices=sorted(ARCHITECTURES), default="mlp",
            help="mlp: fully connected (Kingma & Welling); conv: two stride-2 convolutions (32, 64 filters) "
                 "before --hidden, mirrored by transposed convolutions (numpyvae/architectures.py)")
+    option(t, "--flow-steps", type=integer(0, MAX_FLOW_STEPS), default=0, metavar="K",
+           help="K > 0: q(z|x) pushed through K planar flow steps whose parameters the encoder produces "
+                "(derivations/13-planar-flows.md); train with --estimator mc or iwae")
+    option(t, "--flow", choices=["planar", "radial"], default="planar", help="the kind of flow step (with --flow-steps)")
     option(t, "--activation", choices=sorted(ACTIVATIONS), default="relu", help="hidden layers' nonlinearity")
     option(t, "--init", choices=["glorot", "normal"], default="glorot", help="initial weights")
     option(t, "--prior", type=prior_option, default="standard", metavar="standard|mixture:C|vampprior:C",
@@ -337,13 +341,13 @@ def _build_new_trainer(args):
     z_dim = d["z_dim"] if args.z_dim is None else args.z_dim
     config = check_config(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation,
                           init=args.init, dtype=np.dtype(args.dtype).type, gaussian_mean=gaussian_mean,
-                          prior=args.prior)
+                          flow_steps=args.flow_steps, flow=args.flow, prior=args.prior)
     batch_size = d["batch_size"] if args.batch_size is None else args.batch_size
     workers = 1 if args.workers is None else args.workers
     _refuse_memory(args, config, args.optimizer, batch_size * args.k, data, args.test_k, workers=workers)
     model = VAE(data.x_dim, hidden, z_dim, likelihood=likelihood, activation=args.activation, init=args.init,
                 dtype=np.dtype(args.dtype).type, seed=args.seed, gaussian_mean=gaussian_mean, arch=args.arch,
-                image_shape=(1, *data.image_shape), prior=args.prior)
+                image_shape=(1, *data.image_shape), flow_steps=args.flow_steps, flow=args.flow, prior=args.prior)
     trainer = Trainer(model, data.x_train, data.x_test, optimizer=args.optimizer, lr=args.lr,
                       batch_size=d["batch_size"] if args.batch_size is None else args.batch_size,
                       estimator=args.estimator, k=args.k, binarize=args.binarize, beta=args.beta,

@@ -16,6 +16,11 @@ touches this file only.  ``beta`` weights the prior/posterior terms
 object (numpyvae/prior.py; default N(0, I)): its log-density, gradient and,
 for "analytic", its closed-form KL.
 
+A flowed posterior hands in log q_K(z|x) itself (it is not a function of z,
+mu, logvar): its estimators, ``flow_mc`` and ``flow_iwae`` (FLOW_ESTIMATORS,
+under the names "mc" and "iwae"), take (log_px, z, log_q) and return
+``dlog_q`` for the flow's backward pass (derivations/13-planar-flows.md).
+
 Seed eq. (4*): ELBO = E_q[log p(x|z) + log p(z) - log q(z|x)]   -> "mc"
 Seed eq. (7*): ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z))       -> "analytic"
 """

@@ -62,6 +62,9 @@ def log_marginal(model, x, k=5000, rng=None, max_rows=1024, progress=None, worke
         log p(x) ~ log (1/k) sum_i w_i,   w_i = p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x)
 
     x : (N, D) -> (N,) estimates in nats, float64.
+    For a model with a flowed posterior (``flow_steps`` > 0) the proposal is
+    the flowed density q_K: z_i is the flow's output and log q the flow's
+    log q_K(z_i|x) (derivations/13-planar-flows.md, (13.1)).
     It is the IWAE bound with K = k: a lower bound in expectation that
     tightens as k grows (derivations/02-importance-sampling.md).
 

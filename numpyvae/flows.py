@@ -1,4 +1,4 @@
-"""Planar normalizing flows (Rezende & Mohamed 2015), forward and backward by hand.
+"""Planar and radial normalizing flows (Rezende & Mohamed 2015), forward and backward by hand.
 
 derivations/13-planar-flows.md derives every line.  One planar step maps
 
@@ -22,9 +22,12 @@ and the encoder produces the parameters (amortized, as in the paper); to fit
 a density, B = 1 and S is the number of samples.  Parameter gradients are
 summed over the S samples.
 
-Every kernel here is the formula and nothing else; the flow posterior
-(numpyvae/posterior.py's PlanarFlow) checks its inputs at the VAE's entry,
-and the public functions at the bottom check theirs.
+Radial steps, y = z + beta (z - z0) / (alpha + |z - z0|), follow the same
+pattern below (derivations/13-planar-flows.md, (13.10)-(13.15)).
+
+Every kernel here is the formula and nothing else: the VAE checks its inputs
+at its public methods before the flow posteriors (numpyvae/posterior.py) call
+these, and the public functions at the bottom check theirs.
 """
 import numpy as np
 
@@ -117,12 +120,13 @@ def flow_backward(dz_K, dsum_logdet, caches):
 
 # ---- the inverse, for evaluating the flowed density at a point ----------------------
 
-def planar_inverse(y, u_hat, w, b, iterations=100):
+def planar_inverse(y, u_hat, w, b, iterations=64):
     """The z with f(z) = y, for y (S, B, Z), needing w.u_hat >= -1.  (13.9)
 
     w.y + b = s + c tanh(s) with s = w.z + b and c = w.u_hat: a scalar equation,
     increasing in s when c >= -1, whose root lies in [w.y + b - |c|, w.y + b + |c|];
-    bisection finds it, then z = y - u_hat tanh(s).
+    bisection finds it (64 halvings of a bracket 2|c| wide: to the last bit for
+    |c| < 1e3), then z = y - u_hat tanh(s).
     """
     r = np.sum(y * w, axis=-1) + b
     c = np.sum(w * u_hat, axis=-1)
@@ -138,6 +142,96 @@ def flow_inverse(y, u_hat, w, b):
     """z_0 for z_K = y (S, B, Z), undoing the K steps from the last."""
     for k in reversed(range(w.shape[1])):
         y = planar_inverse(y, u_hat[:, k], w[:, k], b[:, k])
+    return y
+
+
+# ---- radial flows (13.10)-(13.15) -------------------------------------------------------
+#
+# One radial step moves every point towards or away from a centre z0:
+#     y = z + beta h(r) (z - z0),   r = |z - z0|,   h(r) = 1 / (alpha + r)
+# with alpha > 0 and beta >= -alpha (then the step is invertible).  Parameters per row:
+# z0 (B, Z), alpha, beta (B,); K steps: z0 (B, K, Z), alpha, beta (B, K).
+
+def radial_params_forward(alpha_raw, beta_raw):
+    """alpha = softplus(alpha_raw) > 0, beta = -alpha + softplus(beta_raw) >= -alpha.  (13.13)"""
+    alpha = softplus(alpha_raw)
+    return alpha, -alpha + softplus(beta_raw), (alpha_raw, beta_raw)
+
+
+def radial_params_backward(dalpha, dbeta, cache):
+    """dalpha, dbeta -> dalpha_raw, dbeta_raw (softplus' = sigmoid)."""
+    alpha_raw, beta_raw = cache
+    return (dalpha - dbeta) * sigmoid(alpha_raw), dbeta * sigmoid(beta_raw)
+
+
+def radial_forward(z, z0, alpha, beta):
+    """z (S, B, Z); z0 (B, Z); alpha, beta (B,) -> y (S, B, Z), log|det dy/dz| (S, B), cache.  (13.10), (13.12)
+
+    log|det| = (Z - 1) log|1 + beta h| + log|1 + beta alpha h^2|.
+    """
+    d = z - z0
+    r = np.sqrt(np.sum(d * d, axis=-1))
+    h = 1.0 / (alpha + r)
+    y = z + (beta * h)[..., None] * d
+    A, B = 1.0 + beta * h, 1.0 + beta * alpha * h * h
+    logdet = (z.shape[-1] - 1) * np.log(np.abs(A)) + np.log(np.abs(B))
+    return y, logdet, (d, r, h, alpha, beta, A, B)
+
+
+def radial_backward(dy, dlogdet, cache):
+    """dy (S, B, Z), dlogdet (S, B) -> dz (S, B, Z), dz0 (B, Z), dalpha, dbeta (B,).  (13.14)"""
+    d, r, h, alpha, beta, A, B = cache
+    Z = d.shape[-1]
+    dyd = np.sum(dy * d, axis=-1)                                   # <dy, d>
+    dh = dlogdet * ((Z - 1) * beta / A + 2 * beta * alpha * h / B) + dyd * beta
+    dalpha = dlogdet * beta * h * h / B - dh * h * h                 # direct, and through h = 1/(alpha + r)
+    dbeta = dlogdet * ((Z - 1) * h / A + alpha * h * h / B) + dyd * h
+    dr = -dh * h * h
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unit = np.where(r[..., None] > 0, d / r[..., None], 0.0)    # dr/dd (none at z = z0 exactly)
+    dd = dy * (beta * h)[..., None] + dr[..., None] * unit
+    return dy + dd, -np.sum(dd, axis=0), np.sum(dalpha, axis=0), np.sum(dbeta, axis=0)
+
+
+def radial_inverse(y, z0, alpha, beta):
+    """The z with radial_forward(z) = y, needing alpha > 0, beta >= -alpha.  (13.15)
+
+    |y - z0| = r (1 + beta / (alpha + r)): r is the non-negative root of
+    r^2 + (alpha + beta - r') r - alpha r' = 0, r' = |y - z0|; z - z0 is y - z0 scaled by r / r'.
+    """
+    e = y - z0
+    rp = np.sqrt(np.sum(e * e, axis=-1))
+    c = alpha + beta - rp
+    r = 0.5 * (-c + np.sqrt(c * c + 4 * alpha * rp))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(rp > 0, r / rp, 1.0)
+    return z0 + scale[..., None] * e
+
+
+def radial_flow_forward(z0_, centres, alpha, beta):
+    """K radial steps: z0_ (S, B, Z); centres (B, K, Z); alpha, beta (B, K) -> z_K, sum log|det| (S, B), caches."""
+    z, total, caches = z0_, np.zeros(z0_.shape[:2], dtype=z0_.dtype), []
+    for k in range(centres.shape[1]):
+        z, logdet, cache = radial_forward(z, centres[:, k], alpha[:, k], beta[:, k])
+        total = total + logdet
+        caches.append(cache)
+    return z, total, caches
+
+
+def radial_flow_backward(dz_K, dsum_logdet, caches):
+    """dz_K (S, B, Z), dsum_logdet (S, B) -> dz0 (S, B, Z), dcentres (B, K, Z), dalpha, dbeta (B, K)."""
+    dz = dz_K
+    B, K, Z = dz.shape[1], len(caches), dz.shape[2]
+    dc, da, db = np.empty((B, K, Z), dz.dtype), np.empty((B, K), dz.dtype), np.empty((B, K), dz.dtype)
+    for k in reversed(range(K)):
+        dz, dc[:, k], da[:, k], db[:, k] = radial_backward(dz, dsum_logdet, caches[k])
+    return dz, dc, da, db
+
+
+def radial_flow_inverse(y, centres, alpha, beta):
+    """z_0 for z_K = y (S, B, Z), undoing the K radial steps from the last."""
+    for k in reversed(range(centres.shape[1])):
+        y = radial_inverse(y, centres[:, k], alpha[:, k], beta[:, k])
     return y
 
 

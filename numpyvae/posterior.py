@@ -80,6 +80,9 @@ class PlanarFlow:
     go into the encoder's buffers through dh.
     """
 
+    forward, backward = staticmethod(flows.flow_forward), staticmethod(flows.flow_backward)
+    inverse = staticmethod(flows.flow_inverse)
+
     def __init__(self, steps):
         self.steps = steps
 
@@ -113,17 +116,50 @@ class PlanarFlow:
     def sample(self, mu, logvar, flow, eps):
         """z_K (K, B, Z) and log q_K(z_K|x) (K, B) for eps (K, B, Z); cache."""
         z0, rcache = dist.reparameterize.kernel(mu, logvar, eps)
-        z, sum_logdet, fcache = flows.flow_forward(z0, *flow)
+        z, sum_logdet, fcache = self.forward(z0, *flow)
         log_q0 = -0.5 * np.sum(dist.LOG2PI + logvar + eps * eps, axis=-1)
         return (z, log_q0 - sum_logdet), (rcache, fcache)
 
     def sample_backward(self, dz, dlog_q, cache):
-        """dz (K, B, Z), dlog_q (K, B) -> dmu, dlogvar (B, Z), (du_hat, dw, db); eps held fixed."""
+        """dz (K, B, Z), dlog_q (K, B) -> dmu, dlogvar (B, Z), the flow's gradients; eps held fixed."""
         rcache, fcache = cache
-        dz0, du_hat, dw, db = flows.flow_backward(dz, -dlog_q, fcache)
+        dz0, *dflow = self.backward(dz, -dlog_q, fcache)
         dmu, dlogvar = dist.reparameterize_backward.kernel(dz0, rcache)
         dlogvar = dlogvar - 0.5 * np.sum(dlog_q, axis=0)[:, None]
-        return dmu, dlogvar, (du_hat, dw, db)
+        return dmu, dlogvar, tuple(dflow)
 
 
-POSTERIORS = {"diagonal_gaussian": DiagonalGaussian, "planar_flow": PlanarFlow}
+class RadialFlow(PlanarFlow):
+    """q_K(z|x): a diagonal Gaussian pushed through K radial steps (numpyvae/flows.py, (13.10)), amortized.
+
+        h (B, 2Z + K(Z + 2)) = [mu | raw logvar | z0_1..z0_K | a_1..a_K | c_1..c_K]
+
+    with each step's centre z0_k, alpha_k = softplus(a_k) and beta_k = -alpha_k + softplus(c_k)
+    (13.13); ``sample`` and ``sample_backward`` are the planar flow's, with the radial steps.
+    """
+
+    forward, backward = staticmethod(flows.radial_flow_forward), staticmethod(flows.radial_flow_backward)
+    inverse = staticmethod(flows.radial_flow_inverse)
+
+    def n_outputs(self, z_dim):
+        """2Z for the base Gaussian, then K times (centre: Z; alpha, beta: 1 each)."""
+        return 2 * z_dim + self.steps * (z_dim + 2)
+
+    def params(self, h):
+        """h (B, n_outputs) -> (mu, logvar, (centres, alpha, beta)), cache.  centres (B, K, Z); alpha, beta (B, K)."""
+        K, B = self.steps, h.shape[0]
+        z_dim = (h.shape[1] - 2 * K) // (K + 2)
+        logvar, inside = clip_logvar(h[:, z_dim:2 * z_dim])
+        centres = h[:, 2 * z_dim:(2 + K) * z_dim].reshape(B, K, z_dim)
+        alpha, beta, pcache = flows.radial_params_forward(h[:, (2 + K) * z_dim:(2 + K) * z_dim + K], h[:, -K:])
+        return (h[:, :z_dim], logvar, (centres, alpha, beta)), (inside, pcache)
+
+    def params_backward(self, dmu, dlogvar, dflow, cache):
+        """dmu, dlogvar (B, Z), dflow = (dcentres, dalpha, dbeta) -> dh (B, n_outputs)."""
+        inside, pcache = cache
+        dcentres, dalpha, dbeta = dflow
+        da, dc = flows.radial_params_backward(dalpha, dbeta, pcache)
+        return np.concatenate([dmu, dlogvar * inside, dcentres.reshape(dmu.shape[0], -1), da, dc], axis=1)
+
+
+POSTERIORS = {"diagonal_gaussian": DiagonalGaussian, "planar_flow": PlanarFlow, "radial_flow": RadialFlow}

@@ -29,7 +29,7 @@ from .estimators import ESTIMATORS, FLOW_ESTIMATORS
 from .layers import ACTIVATIONS, INITS, sigmoid
 from .network import Network, plan
 from .params import Params
-from .posterior import LOGVAR_LIMIT, DiagonalGaussian, PlanarFlow, clip_logvar as _clip_logvar  # noqa: F401 (re-exported)
+from .posterior import LOGVAR_LIMIT, DiagonalGaussian, PlanarFlow, RadialFlow, clip_logvar as _clip_logvar  # noqa: F401 (re-exported)
 from .prior import MixturePrior, StandardNormal, VampPrior
 from .validate import as_float_array, check_choice, check_dtype, check_float, check_positive_int, check_rng
 
@@ -51,8 +51,10 @@ MAX_PARAMS = 100_000_000
 MAX_HIDDEN_LAYERS = 100
 # the most numbers one activation array may hold (1 GB in float32): bounds k * batch and n
 MAX_ACTIVATIONS = 2**28
-# the most planar steps in a flowed posterior (the paper goes to 80)
+# the most flow steps in a flowed posterior (the paper goes to 80)
 MAX_FLOW_STEPS = 1000
+# the kinds of flow step (derivations/13-planar-flows.md)
+FLOWS = {"planar": PlanarFlow, "radial": RadialFlow}
 
 
 def _locked(method):
@@ -69,7 +71,7 @@ def _locked(method):
 
 def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu", init="glorot",
                  dtype=np.float32, gaussian_mean="identity", arch=None, image_shape=None, encoder=None,
-                 decoder=None, flow_steps=0, prior=None):
+                 decoder=None, flow_steps=0, flow="planar", prior=None):
     """The VAE's constructor arguments checked, without building anything; returns ``VAE.config``.
 
     InputError names the first bad argument.  The size is checked here, before
@@ -111,8 +113,11 @@ def check_config(x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activat
     flow_steps = check_positive_int("flow_steps", flow_steps, minimum=0)
     if flow_steps > MAX_FLOW_STEPS:
         raise InputError(f"flow_steps: expected at most {MAX_FLOW_STEPS} planar steps, got {flow_steps}")
+    check_choice("flow", flow, FLOWS)
     if flow_steps:                             # absent for the diagonal Gaussian: configs from before flows are unchanged
-        config["flow_steps"] = flow_steps
+        config["flow_steps"], config["flow"] = flow_steps, flow
+    elif flow != "planar":
+        raise InputError(f"flow: {flow!r} needs flow_steps > 0")
     if check_prior_config(prior) is not None:  # only a learned prior is named: N(0, I) models keep the config they had
         config["prior"] = check_prior_config(prior)
     if flow_steps and "prior" in config:
@@ -165,9 +170,9 @@ def _plain(spec, name):
 
 
 def make_posterior(config):
-    """The posterior object of a checked config: a diagonal Gaussian, or K planar flow steps on one."""
+    """The posterior object of a checked config: a diagonal Gaussian, or K planar or radial flow steps on one."""
     steps = config.get("flow_steps", 0)
-    return PlanarFlow(steps) if steps else DiagonalGaussian()
+    return FLOWS[config.get("flow", "planar")](steps) if steps else DiagonalGaussian()
 
 
 def network_specs(config):
@@ -215,6 +220,8 @@ class VAE:
                  (numpyvae/flows.py; the encoder then maps D numbers to
                  2Z + K(2Z + 1)); trained with the estimators "mc" (the flow
                  ELBO) or "iwae".  0 (default): the diagonal Gaussian.
+    flow       : "planar" (default) or "radial" (K radial steps: the encoder
+                 maps to 2Z + K(Z + 2)); used only when flow_steps > 0.
     prior      : None (p(z) = N(0, I)), or a learned prior (numpyvae/prior.py):
                  {"name": "mixture", "components": C} (a mixture of C diagonal
                  Gaussians) or {"name": "vampprior", "components": C} (C
@@ -243,9 +250,9 @@ class VAE:
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", activation="relu",
                  init="glorot", dtype=np.float32, seed=0, gaussian_mean="identity", arch=None, image_shape=None,
-                 encoder=None, decoder=None, flow_steps=0, prior=None):
+                 encoder=None, decoder=None, flow_steps=0, flow="planar", prior=None):
         self.config = check_config(x_dim, hidden, z_dim, likelihood, activation, init, dtype, gaussian_mean, arch,
-                                   image_shape, encoder, decoder, flow_steps, prior)
+                                   image_shape, encoder, decoder, flow_steps, flow, prior)
         encoder, decoder = network_specs(self.config)
         self.likelihood, self.gaussian_mean = likelihood, gaussian_mean
         self.dtype = np.dtype(self.config["dtype"]).type
@@ -345,10 +352,12 @@ class VAE:
         return _finite_result("encode(x)", "x", q[0]), q[1]
 
     def encode_flow(self, x):
-        """x: (B, D) -> mu, logvar (B, Z) of the base q_0, and the flow (u_hat, w (B, K, Z), b (B, K)).
+        """x: (B, D) -> mu, logvar (B, Z) of the base q_0, and the flow's parameters.
 
-        For a model with ``flow_steps`` > 0; u_hat is the reparameterized u
-        (numpyvae/flows.py), so numpyvae.flows.flow_forward(z0, *flow) is the flow.
+        For a model with ``flow_steps`` > 0.  Planar: (u_hat, w (B, K, Z), b (B, K)),
+        u_hat the reparameterized u, so numpyvae.flows.flow_forward(z0, *flow) is the
+        flow; radial: (centres (B, K, Z), alpha, beta (B, K)), for radial_flow_forward.
+        ``model.posterior.forward`` and ``model.posterior.inverse`` are the right pair.
         """
         if not self.flow_steps:
             raise InputError("model: encode_flow needs a model with flow_steps > 0; this one has a diagonal Gaussian")

@@ -36,8 +36,8 @@ def normalise(latex):
     s = " ".join(latex.split("\n"))
     s = re.sub(r"\\hat\s*(?:\{u\}|u)", r"\\upsilon ", s)
     s = _inner(s)
-    s = re.sub(r"(\\[a-zA-Z]+|[A-Za-z])\s*\\otimes\s*(\\[a-zA-Z]+(?:\([^()]*\))?|[A-Za-z](?:\([^()]*\))?)",
-               r"P_{outer}(\1, \2)", s)
+    operand = r"(\\[a-zA-Z]+(?:\([^()]*\))?|[A-Za-z](?:\([^()]*\))?)"      # a symbol, or a call psi(z)
+    s = re.sub(operand + r"\s*\\otimes\s*" + operand, r"P_{outer}(\1, \2)", s)
     s = re.sub(r"\\det\s*J_k", r"\\det(J_k)", s)
     s = re.sub(r"\\det\s*J\b", r"\\det(J)", s)
     return F.normalise(s)

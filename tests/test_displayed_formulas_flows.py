@@ -213,3 +213,89 @@ def test_formula_13_9(seed, c):
         s = dot(p["w"], z) + p["b"]
         run("13.9", {}, lambda _, z=z, s=s: {"y": y, "z": z, "s": s, "w": p["w"], "b": p["b"],
                                              "upsilon": p["upsilon"]}, what, rtol=1e-9, atol=1e-10)
+
+
+# ---- radial flows (13.10)-(13.15) ---------------------------------------------------------------
+
+def radial_instance(seed, a_raw=None, c_raw=None, Z=3):
+    """z, a centre z0, alpha and beta from raw a, c by the package's map (13.13), r, v, and the map as defined."""
+    rng = np.random.default_rng(seed)
+    z, z0 = rng.standard_normal(Z), rng.standard_normal(Z)
+    a = rng.standard_normal() if a_raw is None else a_raw
+    c = rng.standard_normal() if c_raw is None else c_raw
+    alpha, beta, _ = flows.radial_params_forward(np.array(a), np.array(c))
+    r = np.linalg.norm(z - z0)
+    f = lambda v: v + beta / (alpha + np.linalg.norm(v - z0)) * (v - z0)       # (13.10) written here
+    return dict(z=z, z0=z0, a=np.array(a), c=np.array(c), alpha=alpha, beta=beta, r=r, v=(z - z0) / r, f=f, Z=Z)
+
+
+RADIAL = [(0, None, None), (1, -3.0, -3.0), (2, 2.0, -6.0), (3, -1.0, 4.0)]
+
+
+@pytest.mark.parametrize("seed,a,c", RADIAL)
+def test_formula_13_10(seed, a, c):
+    p = radial_instance(seed, a, c)
+    f = lambda z: flows.radial_forward(z[None, None], p["z0"][None], p["alpha"][None], p["beta"][None])[0][0, 0]
+    run("13.10", {}, lambda _: {"f": f, "z": p["z"], "z_{0}": p["z0"], "beta": p["beta"], "r": p["r"],
+                                "n": lambda d: np.linalg.norm(d, axis=-1), "h": lambda r: 1 / (p["alpha"] + r),
+                                "alpha": p["alpha"]}, "package")
+
+
+@pytest.mark.parametrize("seed,a,c", RADIAL)
+def test_formula_13_11(seed, a, c):
+    p = radial_instance(seed, a, c)
+    J = fd_jacobian(p["f"], p["z"])
+    run("13.11", {"r": p["r"], "alpha": p["alpha"]},
+        lambda q: {"J": J, "I": np.eye(3), "beta": p["beta"], "v": p["v"], "h": 1 / (q["alpha"] + q["r"])},
+        "truth", rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("seed,a,c", RADIAL)
+def test_formula_13_12(seed, a, c):
+    p = radial_instance(seed, a, c)
+    J = fd_jacobian(p["f"], p["z"])
+    run("13.12", {"r": p["r"], "alpha": p["alpha"]},
+        lambda q: {"J": J, "beta": p["beta"], "Z": 3.0, "h": 1 / (q["alpha"] + q["r"])}, "truth", rtol=1e-6)
+    logdet = flows.radial_forward(p["z"][None, None], p["z0"][None], p["alpha"][None], p["beta"][None])[1][0, 0]
+    h = 1 / (p["alpha"] + p["r"])
+    expected = 2 * np.log(abs(1 + p["beta"] * h)) + np.log(abs(1 + p["beta"] * p["alpha"] * h * h))
+    print(f"package log-det {logdet:.12f} vs display {expected:.12f} vs slogdet {np.linalg.slogdet(J)[1]:.12f}")
+    assert abs(logdet - expected) < 1e-12 and abs(logdet - np.linalg.slogdet(J)[1]) < 1e-6
+
+
+@pytest.mark.parametrize("raw", [(-40.0, -40.0), (-3.0, 0.5), (0.0, 0.0), (2.0, -30.0), (30.0, 30.0)])
+def test_formula_13_13(raw):
+    p = radial_instance(5, *raw)
+    h = 1 / (p["alpha"] + p["r"])
+    run("13.13", {}, lambda _: {"alpha": p["alpha"], "beta": p["beta"], "a": p["a"], "c": p["c"], "h": h, "r": p["r"]},
+        "package", rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed,a,c", RADIAL)
+def test_formula_13_14(seed, a, c):
+    p = radial_instance(seed, a, c)
+    v, z0 = p["v"], p["z0"]
+
+    def truth(q):             # log|det| of the Jacobian matrix (13.11) itself, by slogdet
+        h = 1 / (q["alpha"] + q["r"])
+        J = (1 + q["beta"] * h) * np.eye(3) - q["beta"] * h * h * q["r"] * outer(v, v)
+        return {"ell": np.linalg.slogdet(J)[1], "h": h, "Z": 3.0}
+
+    def package(q):          # the package's step at the point r along v from the centre
+        z = z0 + q["r"] * v
+        ell = flows.radial_forward(z[None, None], z0[None], np.array([q["alpha"]]), np.array([q["beta"]]))[1][0, 0]
+        return {"ell": ell, "h": 1 / (q["alpha"] + q["r"]), "Z": 3.0}
+
+    for what, build in (("truth", truth), ("package", package)):
+        run("13.14", {"alpha": p["alpha"], "beta": p["beta"], "r": p["r"]}, build, what, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("seed,a,c", RADIAL)
+def test_formula_13_15(seed, a, c):
+    p = radial_instance(seed, a, c)
+    y = p["f"](p["z"])
+    z_package = flows.radial_inverse(y[None, None], p["z0"][None], p["alpha"][None], p["beta"][None])[0, 0]
+    for what, z in (("truth", p["z"]), ("package", z_package)):
+        run("13.15", {}, lambda _, z=z: {"y": y, "z_{0}": p["z0"], "alpha": p["alpha"], "beta": p["beta"],
+                                         "r": np.linalg.norm(z - p["z0"]), "n": lambda d: np.linalg.norm(d, axis=-1)},
+            what, rtol=1e-9, atol=1e-10)

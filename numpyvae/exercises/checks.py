@@ -33,6 +33,7 @@ from ..gradcheck import numerical_gradient, surrogate_loss
 from ..layers import ACTIVATIONS, sigmoid
 from ..vae import VAE
 from .conv_checks import conv2d_cases, conv2d_judge, conv2d_run
+from .flow_checks import PARTS as PLANAR_PARTS, planar_cases, planar_judge, planar_run
 from .diagnose import compare, inputs_float32
 from .guard import NotWritten, StudentError, call
 from .report import FAIL, TODO, Part, Report
@@ -669,6 +670,10 @@ EXERCISES = {e.key: e for e in [
              provided=("forward",),
              forbidden=(("conv.py", "Conv2d.*"), ("conv.py", "ConvTranspose2d.*"), ("conv.py", "im2col"),
                         ("conv.py", "col2im"), ("exercises/conv_checks.py", "conv_backward_loops"))),
+    Exercise("planar", "planar flow log-det", ("planar_logdet", "planar_logdet_backward"), PLANAR_PARTS,
+             planar_cases, planar_run, planar_judge,
+             forbidden=(("flows.py", "*"), ("exercises/flow_checks.py", "logdet_by_matrices"),
+                        ("exercises/flow_checks.py", "expected_gradients"))),
 ]}
 
 
