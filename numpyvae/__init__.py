@@ -2,6 +2,6 @@
 from .errors import CheckpointError, DataError, FileError, InputError, NumpyVAEError, RunExistsError, TrainingError
 from .vae import VAE
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["VAE", "NumpyVAEError", "InputError", "DataError", "CheckpointError", "TrainingError", "FileError",
            "RunExistsError", "__version__"]
