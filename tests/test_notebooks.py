@@ -26,6 +26,7 @@ FIGURES = {
     "05-training-a-vae.ipynb": 5,
     "06-latent-space-beta-and-collapse.ipynb": 6,
     "07-convolutional-vaes.ipynb": 5,
+    "10-discrete-latents.ipynb": 4,
 }
 
 
