@@ -1,6 +1,5 @@
 """reproduce/categorical_mnist.py: its --quick mode trains every estimator on the embedded digits and evaluates."""
 import json
-import sys
 
 import numpy as np
 

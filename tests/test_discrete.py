@@ -117,7 +117,8 @@ def test_gumbel_max_draws_follow_the_softmax():
     expected = n * cat.softmax(logits)[0, 0]
     chi2 = float(((counts - expected) ** 2 / expected).sum())
     print("counts", counts, "expected", expected, "chi2", chi2)
-    assert chi2 < 16.3, f"chi-square {chi2:.1f} with 3 degrees of freedom (p < 0.001): ours {counts} vs expected {expected}"
+    assert chi2 < 16.3, (f"chi-square {chi2:.1f} with 3 degrees of freedom (p < 0.001): "
+                         f"ours {counts} vs expected {expected}")
 
 
 # ------------------------------------------------------------ the exact truth
