@@ -33,6 +33,7 @@ from ..gradcheck import numerical_gradient, surrogate_loss
 from ..layers import ACTIVATIONS, sigmoid
 from ..vae import VAE
 from .conv_checks import conv2d_cases, conv2d_judge, conv2d_run
+from .gumbel_checks import PARTS as GUMBEL_PARTS, gumbel_cases, gumbel_judge, gumbel_run
 from .diagnose import compare, inputs_float32
 from .guard import NotWritten, StudentError, call
 from .report import FAIL, TODO, Part, Report
@@ -669,6 +670,13 @@ EXERCISES = {e.key: e for e in [
              provided=("forward",),
              forbidden=(("conv.py", "Conv2d.*"), ("conv.py", "ConvTranspose2d.*"), ("conv.py", "im2col"),
                         ("conv.py", "col2im"), ("exercises/conv_checks.py", "conv_backward_loops"))),
+    Exercise("gumbel_softmax", "Gumbel-softmax sample and gradient", ("gumbel_softmax", "gumbel_softmax_backward"),
+             GUMBEL_PARTS, gumbel_cases, gumbel_run, gumbel_judge,
+             forbidden=(("discrete/categorical.py", "gumbel_softmax"),
+                        ("discrete/categorical.py", "gumbel_softmax_backward"),
+                        ("discrete/posterior.py", "Categorical.sample"),
+                        ("discrete/posterior.py", "Categorical.sample_backward"),
+                        ("exercises/gumbel_checks.py", "softmax"))),
 ]}
 
 
