@@ -395,3 +395,59 @@ def test_enumeration_and_shapes_are_bounded():
         big.exact_elbo(np.zeros((1, 5)))
     with pytest.raises(InputError, match="decay"):
         MovingAverageBaseline(decay=1.0)
+
+
+# ------------------------------------------------------------- robustness
+def test_every_public_method_refuses_bad_input_by_name():
+    model, x = small(), data()
+    rng = np.random.default_rng(0)
+    calls = [
+        (lambda: model.elbo_hard(np.full((2, 5), np.nan), rng=rng), "x"),
+        (lambda: model.elbo_hard(x, rng=rng, samples=0), "samples"),
+        (lambda: model.relaxed_objective(x, tau=-1.0, rng=rng), "tau"),
+        (lambda: model.relaxed_objective(x, tau=1.0, g=np.zeros((1, 2, 2, 2))), "g"),
+        (lambda: model.log_marginal(x, rng, samples=-3), "samples"),
+        (lambda: model.log_marginal(x, "seed"), "rng"),
+        (lambda: model.exact_elbo(np.zeros((0, 5))), "x"),
+        (lambda: model.exact_log_px([[0.5] * 5, [0.5] * 4]), "x"),
+        (lambda: model.sample(0, rng), "n"),
+        (lambda: model.sample(10**9, rng), "n"),
+        (lambda: model.reconstruct(np.ones((1, 5)) * 1.5), "x"),
+        (lambda: model.loss_and_grads(x, rng=rng, samples=10**9), "samples"),
+        (lambda: model.loss_and_grads(x, estimator="exact", grads={"a": 1}), "grads"),
+        (lambda: CategoricalVAE(5, 2, 3, hidden="wide"), "hidden"),
+        (lambda: CategoricalVAE(5, 2, 3, dtype=np.int32), "dtype"),
+        (lambda: CategoricalVAE(5, 2, 3, encoder=[{"layer": "linear", "units": 4}],
+                                decoder=[{"layer": "linear", "units": 5}]), "encoder"),
+    ]
+    for fn, name in calls:
+        with pytest.raises(InputError, match=name):
+            fn()
+
+
+def test_float32_step_at_extreme_logits_is_finite_and_caller_buffers_add():
+    """float32 model, encoder biases of +-1e4 (q one-hot to rounding), tau at its minimum: finite loss and
+    gradients for every estimator; the caller's buffers receive what the model's own buffers do."""
+    model, x = small(dtype=np.float32), data().astype(np.float32)
+    model.params["encoder.1.b"][...] = np.tile([1e4, -1e4, 0.0], 2)
+    for est in ("score_ma", "score_loo", "gumbel_softmax", "straight_through", "exact"):
+        g = model.posterior.draw_noise(np.random.default_rng(1), 2, len(x), np.float32)
+        kw = dict(g=g, estimator=est, tau=1e-3, baseline=MovingAverageBaseline(value=-3.0))
+        loss, own = model.loss_and_grads(x, **kw)
+        own = {k: v.copy() for k, v in own.items()}
+        kw["baseline"] = MovingAverageBaseline(value=-3.0)
+        bufs = model.new_grad_buffers()
+        loss2, _ = model.loss_and_grads(x, grads=bufs, **kw)
+        assert np.isfinite(loss) and loss == loss2, (est, loss, loss2)
+        for k in own:
+            assert np.all(np.isfinite(own[k])), f"{est}: {k} not finite"
+            np.testing.assert_array_equal(bufs[k], own[k], err_msg=f"{est}: caller's buffer {k} vs own")
+
+
+def test_a_copy_is_independent_and_has_its_own_lock():
+    import copy
+    model = small()
+    twin = copy.deepcopy(model)
+    twin.params["decoder.0.W"][...] += 1
+    assert twin.lock is not model.lock
+    assert not np.allclose(twin.params["decoder.0.W"], model.params["decoder.0.W"])

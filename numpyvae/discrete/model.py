@@ -33,6 +33,8 @@ bernoulli_log_prob, bernoulli_log_prob_grad = dist.bernoulli_log_prob.kernel, di
 MAX_CONFIGURATIONS = 4096
 # tau below this makes (l + g) / tau overflow-prone in float32 and the relaxation meaningless
 TAU_MIN = 1e-3
+# the most numbers one activation array may hold (1 GB in float32), as numpyvae/vae.py: bounds samples * batch
+MAX_ACTIVATIONS = 2**28
 
 
 class CategoricalVAE:
@@ -83,6 +85,15 @@ class CategoricalVAE:
             for name, p in net.params.items():
                 params[f"{prefix}.{name}"], self._grads[f"{prefix}.{name}"] = p, own[name]
         self.params = Params(params)
+        self.lock = threading.RLock()          # held by loss_and_grads while it fills the model's own buffers
+        self._widest = max(int(np.prod(shape)) for spec, n_in in ((encoder, self.x_dim), (decoder, nk))
+                           for _, shape, _ in plan(spec, (n_in,)))
+
+    def __getstate__(self):                    # copy.deepcopy, pickle: the copy gets a lock of its own
+        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
         self.lock = threading.RLock()
 
     # ---- checks at the boundary --------------------------------------------------------
@@ -102,17 +113,28 @@ class CategoricalVAE:
             raise InputError(f"{name}: expected shape (S >= 1, {', '.join(map(str, want))}), got {g.shape}")
         return g
 
+    def check_rows(self, name, rows):
+        """Refuse a request whose activations would exceed MAX_ACTIVATIONS numbers (rows x widest layer)."""
+        if rows * self._widest > MAX_ACTIVATIONS:
+            raise InputError(f"{name}: {rows:,} decoder rows of up to {self._widest} numbers exceed the "
+                             f"{MAX_ACTIVATIONS:,} one array may hold here; use fewer")
+        return rows
+
     def _noise(self, g, rng, samples, batch):
         if g is None:
             samples = check_positive_int("samples", samples)
+            self.check_rows("samples * batch", samples * batch)
             return self.posterior.draw_noise(check_rng("rng", rng), samples, batch, self.dtype)
-        return self.check_noise(g, batch)
+        g = self.check_noise(g, batch)
+        self.check_rows("g: samples * batch", g.shape[0] * batch)
+        return g
 
     def _check_configurations(self, batch):
         c = self.n_classes ** self.n_latents if self.n_latents * math.log(self.n_classes) < 30 else math.inf
         if c > MAX_CONFIGURATIONS:
             raise InputError(f"n_latents, n_classes: K**N = {self.n_classes}**{self.n_latents} configurations; "
                              f"enumerating them is offered up to {MAX_CONFIGURATIONS}")
+        self.check_rows("x: configurations * batch", int(c) * batch)
         return int(c)
 
     # ---- forward pieces ------------------------------------------------------------------
@@ -135,6 +157,13 @@ class CategoricalVAE:
 
     def loss_and_grads(self, x, g=None, rng=None, estimator="score_loo", samples=1, tau=1.0, baseline=None,
                        grads=None):
+        """See ``_loss_and_grads``; holds ``lock`` when it fills the model's own buffers (grads=None)."""
+        if grads is not None:
+            return self._loss_and_grads(x, g, rng, estimator, samples, tau, baseline, grads)
+        with self.lock:
+            return self._loss_and_grads(x, g, rng, estimator, samples, tau, baseline, grads)
+
+    def _loss_and_grads(self, x, g, rng, estimator, samples, tau, baseline, grads):
         """Minus the estimator's objective, averaged over the batch, and its gradient for every parameter.
 
         x         : (B, D) data in [0, 1].
@@ -262,6 +291,8 @@ class CategoricalVAE:
         x = self.check_x(x)
         samples, chunk = check_positive_int("samples", samples), check_positive_int("chunk", chunk)
         rng = check_rng("rng", rng)
+        chunk = max(1, min(chunk, MAX_ACTIVATIONS // (self._widest * len(x))))    # bounded memory per chunk
+        self.check_rows("x", len(x))
         logits, _ = self._encode(x)
         parts = []
         for start in range(0, samples, chunk):
@@ -279,7 +310,7 @@ class CategoricalVAE:
 
     def sample(self, n, rng):
         """n images: the mean of p(x|z) for z from the uniform prior, (n, D)."""
-        n = check_positive_int("n", n)
+        n = self.check_rows("n", check_positive_int("n", n))
         z = self.prior.sample(check_rng("rng", rng), n, self.dtype)
         return sigmoid(self._decode(z[None])[0][0])
 
