@@ -54,6 +54,12 @@ planted.PLANTS = {
     "exact-uniform-weights": (
         "the exact estimator weighting every configuration equally instead of by q(z|x)", [
             (D + "estimators.py", "q = np.exp(cat.log_prob(z, logits))", "q = np.full(log_px.shape, 1.0 / len(log_px))")]),
+    "bpd-per-image": (
+        "bits per dimension without the division by D (bits per image)", [
+            (D + "pixels.py", "/ (n_dims * math.log(2))", "/ math.log(2)")]),
+    "pixel-grad-uniform": (
+        "the categorical pixel gradient with 1/L in place of the softmax", [
+            (D + "pixels.py", "return onehot - softmax(logits)", "return onehot - 1.0 / logits.shape[-1]")]),
 }
 
 if __name__ == "__main__":
