@@ -16,7 +16,7 @@ import planted  # noqa: E402
 
 D = "numpyvae/discrete/"
 planted.WORK = os.path.join(os.path.dirname(planted.WORK), "planted_discrete")
-planted.PATHS = ["tests/test_discrete.py", "tests/test_displayed_formulas_discrete.py"]
+planted.PATHS = ["tests/test_discrete.py", "tests/test_displayed_formulas_discrete.py", "tests/test_vq.py"]
 planted.PLANTS = {
     "loo-includes-self": (
         "the leave-one-out baseline includes the sample itself (b = mean of all S)", [
@@ -60,6 +60,18 @@ planted.PLANTS = {
     "pixel-grad-uniform": (
         "the categorical pixel gradient with 1/L in place of the softmax", [
             (D + "pixels.py", "return onehot - softmax(logits)", "return onehot - 1.0 / logits.shape[-1]")]),
+    "vq-no-straight-through": (
+        "the VQ backward drops the decoder's gradient instead of copying it to z_e", [
+            (D + "vq.py", "dz_e = dz_q + 2 * beta", "dz_e = 0 * dz_q + 2 * beta")]),
+    "vq-codebook-sign": (
+        "the codebook loss's gradient with its sign flipped", [
+            (D + "vq.py", "(2 * dcodebook[:, None, None] * (z_q - z_e))", "(2 * dcodebook[:, None, None] * (z_e - z_q))")]),
+    "vq-commitment-no-beta": (
+        "the commitment gradient without beta", [
+            (D + "vq.py", "2 * beta * dcommit[:, None, None]", "2 * dcommit[:, None, None]")]),
+    "vq-farthest-code": (
+        "quantization to the farthest code (argmax)", [
+            (D + "vq.py", "return d2.argmin(axis=-1)", "return d2.argmax(axis=-1)")]),
 }
 
 if __name__ == "__main__":
