@@ -16,7 +16,7 @@ import planted  # noqa: E402
 
 D = "numpyvae/discrete/"
 planted.WORK = os.path.join(os.path.dirname(planted.WORK), "planted_discrete")
-planted.PATHS = ["tests/test_discrete.py", "tests/test_displayed_formulas_discrete.py", "tests/test_vq.py"]
+planted.PATHS = ["tests/test_discrete.py", "tests/test_displayed_formulas_discrete.py", "tests/test_vq.py", "tests/test_made.py"]
 planted.PLANTS = {
     "loo-includes-self": (
         "the leave-one-out baseline includes the sample itself (b = mean of all S)", [
@@ -72,6 +72,15 @@ planted.PLANTS = {
     "vq-farthest-code": (
         "quantization to the farthest code (argmax)", [
             (D + "vq.py", "return d2.argmin(axis=-1)", "return d2.argmax(axis=-1)")]),
+    "made-output-mask-leaks": (
+        "MADE's output mask with >= (position m sees its own code)", [
+            (D + "made.py", "(deg_in[:, None] > deg_h[None, :])", "(deg_in[:, None] >= deg_h[None, :])")]),
+    "made-no-relu-in-backward": (
+        "MADE's backward without the ReLU's mask", [
+            (D + "made.py", "da = (do @ (p[\"W2\"] * self.mask2)) * (a > 0)", "da = (do @ (p[\"W2\"] * self.mask2))")]),
+    "made-unmasked-gradient": (
+        "MADE's dW1 not masked (masked weights drift when trained)", [
+            (D + "made.py", "g[\"W1\"][...] = (da.T @ x) * self.mask1", "g[\"W1\"][...] = (da.T @ x)")]),
 }
 
 if __name__ == "__main__":
