@@ -523,3 +523,12 @@ def test_categorical_pixels_refuse_grey_values_and_out_of_range_levels():
         CategoricalVAE(4, 2, 3, likelihood="poisson")
     from numpyvae.discrete import pixels
     np.testing.assert_array_equal(pixels.quantize([[0.0, 0.49, 0.5, 1.0]], 2), [[0, 0, 1, 1]])
+
+
+def test_the_moving_average_refuses_a_non_finite_mean_and_keeps_its_value():
+    base = MovingAverageBaseline(decay=0.5, value=-2.0)
+    with pytest.raises(InputError, match="non-finite"):
+        base.update(np.array([np.inf, 1.0]))
+    assert base.value == -2.0
+    base.update(np.array([-4.0, -6.0]))
+    assert base.value == pytest.approx(-3.5)
