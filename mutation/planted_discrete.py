@@ -72,6 +72,9 @@ planted.PLANTS = {
     "vq-farthest-code": (
         "quantization to the farthest code (argmax)", [
             (D + "vq.py", "return d2.argmin(axis=-1)", "return d2.argmax(axis=-1)")]),
+    "vq-ema-sums-not-averaged": (
+        "the EMA codebook adds each batch's sums without the (1 - decay) weight", [
+            (D + "vq.py", "sums += (1 - decay) * s_k", "sums += s_k")]),
     "made-output-mask-leaks": (
         "MADE's output mask with >= (position m sees its own code)", [
             (D + "made.py", "(deg_in[:, None] > deg_h[None, :])", "(deg_in[:, None] >= deg_h[None, :])")]),

@@ -7,7 +7,8 @@ Then a masked autoregressive prior over the code grid (MADE, numpyvae/discrete/m
 the training images' codes; samples.png decodes code grids drawn uniformly and drawn from the prior.
 
 Model: encoder 784-400-(M*d), M = 16 positions of d = 8 numbers, K = 64 codes, decoder (M*d)-400-784,
-ReLU, Bernoulli decoder, beta = 0.25 (van den Oord et al. 2017's commitment weight); Adam at 1e-3,
+ReLU, Bernoulli decoder, beta = 0.25 (van den Oord et al. 2017's commitment weight), the codebook by
+moving averages with decay 0.99 (``--codebook loss``: by the codebook loss instead); Adam at 1e-3,
 batches of 100, MNIST binarized once at 0.5.  Reported on the first ``--n-test`` test images: the
 reconstruction term -log p(x | z_q(x)) in nats (a reconstruction error, not a likelihood of x: no prior
 over the codes is fitted), codebook usage (perplexity, dead codes), and the seconds per training step of
@@ -40,6 +41,8 @@ def parse(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
     p.add_argument("--prior-epochs", type=int, default=20)
+    p.add_argument("--codebook", choices=("ema", "loss"), default="ema",
+                   help="codes by moving averages (decay 0.99) or by the codebook loss's gradient")
     p.add_argument("--quick", action="store_true")
     return p.parse_args(argv)
 
@@ -84,13 +87,15 @@ def main(argv=None):
         size = dict(n_positions=16, code_dim=8, n_codes=64, hidden=[400])
         hidden = [400]
     out = results_dir("vqvae_mnist" + ("_quick" if args.quick else ""), args.out)
-    model = VQVAE(x_train.shape[1], beta=0.25, seed=args.seed, **size)
+    model = VQVAE(x_train.shape[1], beta=0.25, seed=args.seed, codebook=args.codebook, decay=0.99, **size)
     opt, rng, curve = Adam(model.params, lr=1e-3), np.random.default_rng(args.seed), []
     for epoch in range(args.epochs):
         order, total, n = rng.permutation(len(x_train)), 0.0, 0
         for start in range(0, len(order) - 99, 100):
             loss, grads = model.loss_and_grads(x_train[order[start:start + 100]])
             opt.step(grads)
+            if args.codebook == "ema":
+                model.ema_step()
             total, n = total + model.last["recon"], n + 1
         curve.append(total / n)
         log(f"epoch {epoch + 1}: train -log p(x|z_q) {curve[-1]:.2f} nats")
@@ -125,7 +130,7 @@ def main(argv=None):
     table = markdown_table(["model", "test -log p(x|z_q) (nats)", "codebook perplexity", "dead codes",
                             "ms per training step (batch 100)"], rows)
     result = dict(command=command_line(), machine=machine(), wall_seconds=clock.seconds(), quick=args.quick,
-                  epochs=args.epochs, n_test=int(len(x_test)), size=size, train_curve=curve, test_recon=recon,
+                  epochs=args.epochs, n_test=int(len(x_test)), size=size, codebook=args.codebook, train_curve=curve, test_recon=recon,
                   perplexity=perplexity, dead_codes=dead, code_counts=counts.tolist(),
                   vq_step_seconds=vq_step, gaussian_step_seconds=g_step, prior_nll=prior_nll,
                   uniform_prior_nll=uniform_nll)

@@ -100,3 +100,49 @@ def test_vqvae_refuses_bad_input_by_name():
                      (lambda: VQVAE(6, n_codes=0), "n_codes")):
         with pytest.raises(InputError, match=name):
             fn()
+
+
+def test_ema_with_decay_zero_puts_each_used_code_at_the_mean_of_its_vectors():
+    rng = np.random.default_rng(6)
+    z_e, E = rng.normal(size=(4, 5, 2)), rng.normal(size=(6, 2))
+    k = vq.nearest(z_e, E)
+    counts, sums = np.ones(6), E.copy()
+    vq.ema_update(E, counts, sums, z_e, k, decay=0.0, eps=1e-12)          # (eps: an unused code is 0 / eps)
+    for j in range(6):
+        chosen = z_e[k == j]
+        if len(chosen):
+            np.testing.assert_allclose(E[j], chosen.mean(axis=0), rtol=1e-9, err_msg=f"code {j}: ours vs the mean")
+    assert np.all(np.isfinite(E))
+
+
+def test_ema_converges_to_the_mean_and_leaves_unused_codes_finite():
+    """Fixed assignments and decay 0.9: after many steps each used code is the mean of its vectors; N_k of an
+    unused code decays towards 0 and the Laplace smoothing keeps its e_k finite."""
+    rng = np.random.default_rng(7)
+    z_e, E = rng.normal(size=(3, 4, 2)), rng.normal(size=(5, 2)) * 10
+    k = np.array([[0, 0, 1, 1], [2, 2, 0, 1], [0, 2, 1, 2]])            # codes 3, 4 never chosen
+    counts, sums = np.ones(5), E.copy()
+    for _ in range(400):
+        vq.ema_update(E, counts, sums, z_e, k, decay=0.9)
+    for j in range(3):
+        np.testing.assert_allclose(E[j], z_e[k == j].mean(axis=0), rtol=1e-4, err_msg=f"code {j}")
+    assert np.all(np.isfinite(E))
+
+
+def test_vqvae_with_the_ema_codebook_trains_and_gives_the_codes_no_gradient():
+    from numpyvae.data import binarize, load
+    from numpyvae.optim import Adam
+    x = binarize(load("digits").x_train[:512], "threshold")
+    model = VQVAE(64, n_positions=4, code_dim=3, n_codes=16, hidden=[64], seed=0, codebook="ema", decay=0.9)
+    opt, rng = Adam(model.params, lr=3e-3), np.random.default_rng(8)
+    first = model.loss_and_grads(x)[0]
+    for _ in range(150):
+        _, grads = model.loss_and_grads(x[rng.integers(0, len(x), 64)])
+        assert not grads["codebook.E"].any(), "the EMA codebook takes no gradient"
+        opt.step(grads)
+        model.ema_step()
+    last = model.loss_and_grads(x)[0]
+    print(f"EMA codebook: loss {first:.2f} -> {last:.2f}; perplexity {model.usage(x)[1]:.2f}")
+    assert last < first - 5 and model.usage(x)[1] > 2
+    with pytest.raises(InputError, match="codebook"):
+        VQVAE(6, codebook="kmeans")

@@ -51,3 +51,27 @@ def usage(k, n_codes):
     u = counts / counts.sum()
     nz = u[u > 0]
     return counts, float(np.exp(-(nz * np.log(nz)).sum())), int((counts == 0).sum())
+
+
+def ema_update(E, counts, sums, z_e, k, decay, eps=1e-5):
+    """The codebook by exponential moving averages instead of the codebook loss (van den Oord et al. 2017, app. A.1).
+
+    With n_k the number of positions that chose code k in this batch and s_k the sum of their z_e:
+        N_k <- decay N_k + (1 - decay) n_k,     m_k <- decay m_k + (1 - decay) s_k,
+        e_k = m_k / N~_k,  N~_k = (N_k + eps) n / (n + K eps)  (n = sum_k N_k; Laplace smoothing, so an
+        unused code is not divided by zero).
+    ``counts`` (K,) and ``sums`` (K, d) are the running N and m, updated in place; E (K, d) is overwritten.
+    With decay = 0 every chosen code becomes the mean of the z_e that chose it.
+    """
+    K, d = E.shape
+    n_k = np.bincount(k.ravel(), minlength=K).astype(E.dtype)
+    s_k = np.zeros((K, d), dtype=E.dtype)
+    np.add.at(s_k, k.ravel(), z_e.reshape(-1, d))
+    counts *= decay
+    counts += (1 - decay) * n_k
+    sums *= decay
+    sums += (1 - decay) * s_k
+    n = counts.sum()
+    smoothed = (counts + eps) * n / (n + K * eps)
+    E[...] = sums / smoothed[:, None]
+    return E

@@ -25,16 +25,20 @@ bernoulli_log_prob, bernoulli_log_prob_grad = dist.bernoulli_log_prob.kernel, di
 class VQVAE:
     """x_dim D; n_positions M and code_dim d (the encoder outputs M*d numbers); n_codes K; beta the
     commitment weight; hidden sizes of the encoder (the decoder mirrors them); Bernoulli decoder.
+    codebook: "loss" (the codes learn from the codebook loss's gradient) or "ema" (``ema_step`` moves them to
+    moving averages of their encoder outputs, with ``decay``; the codebook loss then gives no gradient).
 
     ``params``: ``encoder.{k}.W`` ..., ``codebook.E`` (K, d), ``decoder.{k}.W`` ...
     """
 
     def __init__(self, x_dim, n_positions=8, code_dim=4, n_codes=32, hidden=(128,), beta=0.25, activation="relu",
-                 dtype=np.float32, seed=0):
+                 dtype=np.float32, seed=0, codebook="loss", decay=0.99):
         self.x_dim = check_positive_int("x_dim", x_dim)
         self.M, self.d = check_positive_int("n_positions", n_positions), check_positive_int("code_dim", code_dim)
         self.K = check_positive_int("n_codes", n_codes)
         self.beta = check_float("beta", beta, lo=0.0, hi=1e3)
+        self.codebook = check_choice("codebook", codebook, ("loss", "ema"))
+        self.decay = check_float("decay", decay, lo=0.0, hi=1.0, hi_open=True)
         check_choice("activation", activation, ACTIVATIONS)
         hidden = [check_positive_int(f"hidden[{i}]", h) for i, h in enumerate(hidden)]
         self.dtype = check_dtype("dtype", dtype)
@@ -52,6 +56,9 @@ class VQVAE:
                 params[f"{prefix}.{name}"], self._grads[f"{prefix}.{name}"] = p, own[name]
         params["codebook.E"], self._grads["codebook.E"] = self.E, np.zeros_like(self.E)
         self.params = Params(params)
+        # "ema": the running counts N_k and sums m_k (vq.ema_update), started at one use of each code
+        self.ema_counts = np.ones(self.K, dtype=self.dtype)
+        self.ema_sums = self.E.copy()
 
     def check_x(self, x, name="x"):
         x = as_float_array(name, x, ndim=2, dtype=self.dtype, lo=0.0, hi=1.0)
@@ -102,9 +109,22 @@ class VQVAE:
         dout = -bernoulli_log_prob_grad(x, out) / B                                  # d loss / d logits
         dz_q = self.decoder.call_backward(dout, dec_cache, _part(grads, "decoder.")).reshape(z_q.shape)
         dz_e, dE = vq.quantize_backward(dz_q, s, s, vq_cache, self.K)                # straight-through + losses
-        grads["codebook.E"] += dE
+        if self.codebook == "loss":
+            grads["codebook.E"] += dE
+        else:
+            self._ema_batch = (z_e, vq_cache[2])                                     # for ema_step
         self.encoder.call_backward(dz_e.reshape(B, -1), enc_cache, _part(grads, "encoder."), need_dx=False)
         return float(terms.mean()), grads
+
+
+    def ema_step(self):
+        """codebook="ema": move the codes to the moving averages of the last loss_and_grads batch's z_e
+        (call it after the optimizer's step, which leaves codebook.E alone: its gradient is zero)."""
+        if self.codebook != "ema" or getattr(self, "_ema_batch", None) is None:
+            raise InputError("codebook: ema_step needs codebook='ema' and a loss_and_grads call before it")
+        z_e, k = self._ema_batch
+        vq.ema_update(self.E, self.ema_counts, self.ema_sums, z_e, k, self.decay)
+        self._ema_batch = None
 
 
 def _part(grads, prefix):
