@@ -130,7 +130,8 @@ def main(argv=None):
     table = markdown_table(["model", "test -log p(x|z_q) (nats)", "codebook perplexity", "dead codes",
                             "ms per training step (batch 100)"], rows)
     result = dict(command=command_line(), machine=machine(), wall_seconds=clock.seconds(), quick=args.quick,
-                  epochs=args.epochs, n_test=int(len(x_test)), size=size, codebook=args.codebook, train_curve=curve, test_recon=recon,
+                  epochs=args.epochs, n_test=int(len(x_test)), size=size, codebook=args.codebook,
+                  train_curve=curve, test_recon=recon,
                   perplexity=perplexity, dead_codes=dead, code_counts=counts.tolist(),
                   vq_step_seconds=vq_step, gaussian_step_seconds=g_step, prior_nll=prior_nll,
                   uniform_prior_nll=uniform_nll)
