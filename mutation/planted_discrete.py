@@ -16,7 +16,7 @@ import planted  # noqa: E402
 
 D = "numpyvae/discrete/"
 planted.WORK = os.path.join(os.path.dirname(planted.WORK), "planted_discrete")
-planted.PATHS = ["tests/test_discrete.py", "tests/test_displayed_formulas_discrete.py"]
+planted.PATHS = ["tests/test_discrete.py", "tests/test_displayed_formulas_discrete.py", "tests/test_vq.py", "tests/test_made.py"]
 planted.PLANTS = {
     "loo-includes-self": (
         "the leave-one-out baseline includes the sample itself (b = mean of all S)", [
@@ -54,6 +54,36 @@ planted.PLANTS = {
     "exact-uniform-weights": (
         "the exact estimator weighting every configuration equally instead of by q(z|x)", [
             (D + "estimators.py", "q = np.exp(cat.log_prob(z, logits))", "q = np.full(log_px.shape, 1.0 / len(log_px))")]),
+    "bpd-per-image": (
+        "bits per dimension without the division by D (bits per image)", [
+            (D + "pixels.py", "/ (n_dims * math.log(2))", "/ math.log(2)")]),
+    "pixel-grad-uniform": (
+        "the categorical pixel gradient with 1/L in place of the softmax", [
+            (D + "pixels.py", "return onehot - softmax(logits)", "return onehot - 1.0 / logits.shape[-1]")]),
+    "vq-no-straight-through": (
+        "the VQ backward drops the decoder's gradient instead of copying it to z_e", [
+            (D + "vq.py", "dz_e = dz_q + 2 * beta", "dz_e = 0 * dz_q + 2 * beta")]),
+    "vq-codebook-sign": (
+        "the codebook loss's gradient with its sign flipped", [
+            (D + "vq.py", "(2 * dcodebook[:, None, None] * (z_q - z_e))", "(2 * dcodebook[:, None, None] * (z_e - z_q))")]),
+    "vq-commitment-no-beta": (
+        "the commitment gradient without beta", [
+            (D + "vq.py", "2 * beta * dcommit[:, None, None]", "2 * dcommit[:, None, None]")]),
+    "vq-farthest-code": (
+        "quantization to the farthest code (argmax)", [
+            (D + "vq.py", "return d2.argmin(axis=-1)", "return d2.argmax(axis=-1)")]),
+    "vq-ema-sums-not-averaged": (
+        "the EMA codebook adds each batch's sums without the (1 - decay) weight", [
+            (D + "vq.py", "sums += (1 - decay) * s_k", "sums += s_k")]),
+    "made-output-mask-leaks": (
+        "MADE's output mask with >= (position m sees its own code)", [
+            (D + "made.py", "(deg_in[:, None] > deg_h[None, :])", "(deg_in[:, None] >= deg_h[None, :])")]),
+    "made-no-relu-in-backward": (
+        "MADE's backward without the ReLU's mask", [
+            (D + "made.py", "da = (do @ (p[\"W2\"] * self.mask2)) * (a > 0)", "da = (do @ (p[\"W2\"] * self.mask2))")]),
+    "made-unmasked-gradient": (
+        "MADE's dW1 not masked (masked weights drift when trained)", [
+            (D + "made.py", "g[\"W1\"][...] = (da.T @ x) * self.mask1", "g[\"W1\"][...] = (da.T @ x)")]),
 }
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ PLANTS = [
  (r"\bar l = \frac{1}{\tau} y \cdot (\bar y - \sum_{j} y_j \bar y_j)", r"\bar l = \frac{1}{\tau} y \cdot (\bar y + \sum_{j} y_j \bar y_j)",
   "15.8: the softmax Jacobian's sign"),
  (r"\bar l = \frac{1}{\tau} y \cdot (\bar y - \sum_{j}", r"\bar l = y \cdot (\bar y - \sum_{j}", "15.8: 1/tau missing"),
+ (r"\frac{-\log p(x)}{D \log 2}", r"\frac{-\log p(x)}{\log 2}", "15.10: bits per image, not per pixel"),
+ (r"-\frac{1}{D} \log_2 p(x)", r"-\frac{1}{D} \log p(x)", "15.10: nats called bits"),
  (r"\bar l = \frac{1}{\tau} y \cdot (\bar z - \sum_{j} y_j \bar z_j)", r"\bar l = \frac{1}{\tau} z \cdot (\bar z - \sum_{j} z_j \bar z_j)",
   "15.9: straight-through through the hard z's Jacobian"),
 ]

@@ -43,6 +43,9 @@ NAMES = [
     (r"\\operatorname\{KL\}\(q \\\| p\)", "K_{L}"),
     (r"\\mathcal\s*L", "L_{elbo}"),
     (r"\\log p\(x \\mid z\)", r"\\log L_{lik}(z)"),
+    (r"\\log_2 p\(x\)", r"\\log_{2} M_{px}"),
+    (r"\\log p\(x\)", r"\\log M_{px}"),
+    (r"\\mathrm\{bpd\}", "B_{pd}"),
     (r"q\(z\)", "Q(z)"),
     (r"q\(z_\{smp\}\)", "Q(z_{smp})"),
     (r"p\(z\)", "R_{prior}(z)"),
@@ -71,7 +74,7 @@ def normalise(latex):
         i = m.end()
         j = F.operand_end(s, i)
         s = s[:m.start()] + f"D_{{{m.group(1)}}}(" + s[i:j].strip() + ")" + s[j:]
-    if "\\" in re.sub(r"\\(frac|log|tau|alpha|cdot|qquad)\b", "", s):
+    if "\\" in re.sub(r"\\(frac|log|tau|alpha|cdot|qquad)(?![a-zA-Z])", "", s):
         raise ValueError(f"note 15: cannot read {s!r}")
     return re.sub(r"\s+", " ", s).strip()
 

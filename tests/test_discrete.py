@@ -117,7 +117,8 @@ def test_gumbel_max_draws_follow_the_softmax():
     expected = n * cat.softmax(logits)[0, 0]
     chi2 = float(((counts - expected) ** 2 / expected).sum())
     print("counts", counts, "expected", expected, "chi2", chi2)
-    assert chi2 < 16.3, f"chi-square {chi2:.1f} with 3 degrees of freedom (p < 0.001): ours {counts} vs expected {expected}"
+    assert chi2 < 16.3, (f"chi-square {chi2:.1f} with 3 degrees of freedom (p < 0.001): "
+                         f"ours {counts} vs expected {expected}")
 
 
 # ------------------------------------------------------------ the exact truth
@@ -394,3 +395,140 @@ def test_enumeration_and_shapes_are_bounded():
         big.exact_elbo(np.zeros((1, 5)))
     with pytest.raises(InputError, match="decay"):
         MovingAverageBaseline(decay=1.0)
+
+
+# ------------------------------------------------------------- robustness
+def test_every_public_method_refuses_bad_input_by_name():
+    model, x = small(), data()
+    rng = np.random.default_rng(0)
+    calls = [
+        (lambda: model.elbo_hard(np.full((2, 5), np.nan), rng=rng), "x"),
+        (lambda: model.elbo_hard(x, rng=rng, samples=0), "samples"),
+        (lambda: model.relaxed_objective(x, tau=-1.0, rng=rng), "tau"),
+        (lambda: model.relaxed_objective(x, tau=1.0, g=np.zeros((1, 2, 2, 2))), "g"),
+        (lambda: model.log_marginal(x, rng, samples=-3), "samples"),
+        (lambda: model.log_marginal(x, "seed"), "rng"),
+        (lambda: model.exact_elbo(np.zeros((0, 5))), "x"),
+        (lambda: model.exact_log_px([[0.5] * 5, [0.5] * 4]), "x"),
+        (lambda: model.sample(0, rng), "n"),
+        (lambda: model.sample(10**9, rng), "n"),
+        (lambda: model.reconstruct(np.ones((1, 5)) * 1.5), "x"),
+        (lambda: model.loss_and_grads(x, rng=rng, samples=10**9), "samples"),
+        (lambda: model.loss_and_grads(x, estimator="exact", grads={"a": 1}), "grads"),
+        (lambda: CategoricalVAE(5, 2, 3, hidden="wide"), "hidden"),
+        (lambda: CategoricalVAE(5, 2, 3, dtype=np.int32), "dtype"),
+        (lambda: CategoricalVAE(5, 2, 3, encoder=[{"layer": "linear", "units": 4}],
+                                decoder=[{"layer": "linear", "units": 5}]), "encoder"),
+    ]
+    for fn, name in calls:
+        with pytest.raises(InputError, match=name):
+            fn()
+
+
+def test_float32_step_at_extreme_logits_is_finite_and_caller_buffers_add():
+    """float32 model, encoder biases of +-1e4 (q one-hot to rounding), tau at its minimum: finite loss and
+    gradients for every estimator; the caller's buffers receive what the model's own buffers do."""
+    model, x = small(dtype=np.float32), data().astype(np.float32)
+    model.params["encoder.1.b"][...] = np.tile([1e4, -1e4, 0.0], 2)
+    for est in ("score_ma", "score_loo", "gumbel_softmax", "straight_through", "exact"):
+        g = model.posterior.draw_noise(np.random.default_rng(1), 2, len(x), np.float32)
+        kw = dict(g=g, estimator=est, tau=1e-3, baseline=MovingAverageBaseline(value=-3.0))
+        loss, own = model.loss_and_grads(x, **kw)
+        own = {k: v.copy() for k, v in own.items()}
+        kw["baseline"] = MovingAverageBaseline(value=-3.0)
+        bufs = model.new_grad_buffers()
+        loss2, _ = model.loss_and_grads(x, grads=bufs, **kw)
+        assert np.isfinite(loss) and loss == loss2, (est, loss, loss2)
+        for k in own:
+            assert np.all(np.isfinite(own[k])), f"{est}: {k} not finite"
+            np.testing.assert_array_equal(bufs[k], own[k], err_msg=f"{est}: caller's buffer {k} vs own")
+
+
+def test_a_copy_is_independent_and_has_its_own_lock():
+    import copy
+    model = small()
+    twin = copy.deepcopy(model)
+    twin.params["decoder.0.W"][...] += 1
+    assert twin.lock is not model.lock
+    assert not np.allclose(twin.params["decoder.0.W"], model.params["decoder.0.W"])
+
+
+# ------------------------------------------------------- discrete pixels, bits per dimension
+def pixel_model(levels=5, d=4, seed=3):
+    return CategoricalVAE(d, 2, 3, hidden=[4], dtype=np.float64, seed=seed, likelihood="categorical", levels=levels)
+
+
+def test_categorical_pixel_log_prob_against_a_loop_and_its_gradient():
+    from numpyvae.discrete import pixels
+    rng = np.random.default_rng(16)
+    x = rng.integers(0, 5, size=(3, 4)).astype(float)
+    logits = rng.normal(size=(2, 3, 4, 5)) * 2
+    expected = np.zeros((2, 3))
+    for s, b, d in itertools.product(range(2), range(3), range(4)):
+        row = logits[s, b, d]
+        expected[s, b] += row[int(x[b, d])] - math.log(np.exp(row).sum())
+    np.testing.assert_allclose(pixels.log_prob(x, logits), expected, rtol=1e-12, err_msg="log p(x|z) ours vs loop")
+    ours = pixels.log_prob_grad(x, logits)
+    c = compare("d log p / d logits", ours, numerical_gradient(lambda: float(pixels.log_prob(x, logits).sum()), logits))
+    assert c.passed, str(c)
+
+
+def test_exact_elbo_gradient_with_categorical_pixels_matches_centred_differences():
+    model = pixel_model(seed=4)
+    x = np.random.default_rng(17).integers(0, 5, size=(3, 4)).astype(float)
+    # (x has an all-zero row: with the encoder's zero initial biases, seed 3 puts a ReLU exactly at its kink there)
+    _, ours = grads_of(model, x, estimator="exact")
+    assert_close("exact ELBO, categorical pixels", ours, numeric(model, lambda: -float(model.exact_elbo(x).mean())))
+    g = model.posterior.draw_noise(np.random.default_rng(18), 2, 3, np.float64)
+    _, ours = grads_of(model, x, g=g, estimator="gumbel_softmax", tau=0.8)
+    assert_close("relaxed objective, categorical pixels", ours,
+                 numeric(model, lambda: -float(model.relaxed_objective(x, 0.8, g=g).mean())))
+
+
+def test_bits_per_dimension_of_a_uniform_decoder_is_log2_levels():
+    """All decoder weights zero: p(x|z) = L^-D for every x and z, so -log p(x) / (D log 2) = log2 L exactly."""
+    from numpyvae.discrete import pixels
+    for levels in (2, 16, 256):
+        model = pixel_model(levels=levels, d=6)
+        for name, p in model.params.items():
+            if name.startswith("decoder."):
+                p[...] = 0
+        x = np.random.default_rng(19).integers(0, levels, size=(3, 6)).astype(float)
+        bpd = pixels.bits_per_dim(model.exact_log_px(x), 6)
+        np.testing.assert_allclose(bpd, math.log2(levels), rtol=1e-12, err_msg=f"L = {levels}: bits/dim ours vs log2 L")
+
+
+def test_bits_per_dimension_is_minus_log2_of_the_probability_per_pixel():
+    """Against the probability itself: p(x) = sum_z p(z) prod_d p(x_d|z) by loops, then -log2 p(x) / D."""
+    from numpyvae.discrete import pixels
+    model = pixel_model(levels=4, d=3)
+    x = np.array([[0.0, 3.0, 1.0], [2.0, 2.0, 0.0]])
+    for b in range(2):
+        p = 0.0
+        for c in itertools.product(range(3), repeat=2):
+            out = model.decoder.call(np.eye(3)[list(c)].reshape(1, -1))[0].reshape(3, 4)
+            probs = np.exp(out) / np.exp(out).sum(axis=1, keepdims=True)
+            p += np.prod([probs[d, int(x[b, d])] for d in range(3)]) / 9
+        ours = pixels.bits_per_dim(model.exact_log_px(x), 3)[b]
+        assert ours == pytest.approx(-math.log2(p) / 3, rel=1e-12), f"example {b}: ours {ours} vs {-math.log2(p) / 3}"
+
+
+def test_categorical_pixels_refuse_grey_values_and_out_of_range_levels():
+    model = pixel_model()
+    with pytest.raises(InputError, match="whole grey levels"):
+        model.exact_elbo(np.full((1, 4), 0.5))
+    with pytest.raises(InputError, match="x"):
+        model.exact_elbo(np.full((1, 4), 5.0))
+    with pytest.raises(InputError, match="likelihood"):
+        CategoricalVAE(4, 2, 3, likelihood="poisson")
+    from numpyvae.discrete import pixels
+    np.testing.assert_array_equal(pixels.quantize([[0.0, 0.49, 0.5, 1.0]], 2), [[0, 0, 1, 1]])
+
+
+def test_the_moving_average_refuses_a_non_finite_mean_and_keeps_its_value():
+    base = MovingAverageBaseline(decay=0.5, value=-2.0)
+    with pytest.raises(InputError, match="non-finite"):
+        base.update(np.array([np.inf, 1.0]))
+    assert base.value == -2.0
+    base.update(np.array([-4.0, -6.0]))
+    assert base.value == pytest.approx(-3.5)

@@ -718,6 +718,7 @@ def test_public_and_hidden_cases_are_what_the_guide_says():
               "vae": {"x": (4, 6)}, "fixed_gaussian": {"x": (4, 6)}, "kl_diag": {"mu": (4, 3)}}
     public["conv2d"] = {"x": (4, 2, 7, 6), "W": (3, 2, 3, 3)}                   # homework 3
     public["planar"] = {"z": (5, 3), "u_hat": (3,)}                            # homework 4
+    public["gumbel_softmax"] = {"logits": (4, 5), "g": (4, 5), "dy": (4, 5)}     # homework 5
     for key, ex in checks.EXERCISES.items():
         cases = ex.cases(0, 7)
         only = ex.cases(0)

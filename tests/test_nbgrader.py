@@ -55,6 +55,8 @@ def test_nbgrader_generate_autograde_export(tmp_path):
                     "self.db = dout.sum(axis=(0, 2, 3))", "self.db = dout.sum(axis=0)", 5, 0)
     cases["hw4"] = (os.path.join(hs.HOMEWORK, "04-planar-flow.ipynb"),         # one test cell: all or nothing
                     "db = float(np.sum(ds))", "db = float(np.sum(ds)) / len(z)", 5, 0)
+    cases["hw5"] = (os.path.join(hs.HOMEWORK, "05-gumbel-softmax.ipynb"),     # one test cell: all or nothing
+                    "(y * dy).sum(axis=1, keepdims=True)) / tau", "(y * dy).sum(axis=1, keepdims=True)) * tau", 5, 0)
     for name, (master, *_rest) in cases.items():
         (course / "source" / name).mkdir(parents=True)
         shutil.copy(master, course / "source" / name / os.path.basename(master))

@@ -28,6 +28,7 @@ FIGURES = {
     "07-convolutional-vaes.ipynb": 5,
     "08-normalizing-flows.ipynb": 4,
     "09-learned-priors-and-conditioning.ipynb": 5,
+    "10-discrete-latents.ipynb": 4,
 }
 
 

@@ -57,7 +57,12 @@ class MovingAverageBaseline:
         self.value = check_float("value", value)
 
     def update(self, f):
-        self.value = self.decay * self.value + (1 - self.decay) * float(np.mean(f))
+        """b <- decay b + (1 - decay) mean(f); a non-finite f is refused (b would stay NaN for good)."""
+        mean = float(np.mean(f))
+        if not np.isfinite(mean):
+            raise InputError(f"f: the moving-average baseline got a non-finite mean {mean}; the baseline is "
+                             f"left at {self.value}")
+        self.value = self.decay * self.value + (1 - self.decay) * mean
 
 
 def _score(weights, z, logits):

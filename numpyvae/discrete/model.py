@@ -18,6 +18,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import categorical as cat
+from . import pixels
 from .estimators import ESTIMATORS, MovingAverageBaseline
 from .posterior import Categorical, UniformCategorical
 from .. import distributions as dist
@@ -33,6 +34,9 @@ bernoulli_log_prob, bernoulli_log_prob_grad = dist.bernoulli_log_prob.kernel, di
 MAX_CONFIGURATIONS = 4096
 # tau below this makes (l + g) / tau overflow-prone in float32 and the relaxation meaningless
 TAU_MIN = 1e-3
+# the most numbers one activation array may hold (1 GB in float32), as numpyvae/vae.py: bounds samples * batch
+MAX_ACTIVATIONS = 2**28
+LIKELIHOODS = ("bernoulli", "categorical")
 
 
 class CategoricalVAE:
@@ -43,13 +47,18 @@ class CategoricalVAE:
     hidden    : the encoder's hidden layer sizes (D -> hidden -> N*K); the decoder mirrors them.
     encoder, decoder : network specifications instead (numpyvae/network.py), D -> N*K and N*K -> D.
     dtype     : np.float32 (fast) or np.float64 (gradient checks).
+    likelihood: "bernoulli" (x in [0, 1], D decoder logits) or "categorical" (x whole grey levels
+                0 .. levels-1, D*levels decoder logits; numpyvae/discrete/pixels.py).
 
     ``params`` maps ``encoder.{k}.W`` ... ``decoder.{k}.b`` to the live arrays.
     """
 
     def __init__(self, x_dim, n_latents=20, n_classes=10, hidden=(512, 256), activation="relu",
-                 dtype=np.float32, seed=0, encoder=None, decoder=None):
+                 dtype=np.float32, seed=0, encoder=None, decoder=None, likelihood="bernoulli", levels=256):
         self.x_dim = check_positive_int("x_dim", x_dim)
+        self.likelihood = check_choice("likelihood", likelihood, LIKELIHOODS)
+        self.levels = check_positive_int("levels", levels, minimum=2) if likelihood == "categorical" else None
+        n_out = self.x_dim * (self.levels or 1)
         self.n_latents = check_positive_int("n_latents", n_latents)
         self.n_classes = check_positive_int("n_classes", n_classes, minimum=2)
         check_choice("activation", activation, ACTIVATIONS)
@@ -69,8 +78,8 @@ class CategoricalVAE:
             raise InputError("encoder, decoder: give both specifications or neither")
         if encoder is None:
             encoder = mlp_spec([self.x_dim, *hidden, nk], activation)
-            decoder = mlp_spec([nk, *hidden[::-1], self.x_dim], activation)
-        for name, spec, n_in, want in (("encoder", encoder, self.x_dim, nk), ("decoder", decoder, nk, self.x_dim)):
+            decoder = mlp_spec([nk, *hidden[::-1], n_out], activation)
+        for name, spec, n_in, want in (("encoder", encoder, self.x_dim, nk), ("decoder", decoder, nk, n_out)):
             out = plan(spec, (n_in,), name)[-1][1]
             if out != (want,):
                 raise InputError(f"{name}: its output per example has shape {out}, expected ({want},)")
@@ -83,16 +92,47 @@ class CategoricalVAE:
             for name, p in net.params.items():
                 params[f"{prefix}.{name}"], self._grads[f"{prefix}.{name}"] = p, own[name]
         self.params = Params(params)
+        self.lock = threading.RLock()          # held by loss_and_grads while it fills the model's own buffers
+        self._widest = max(int(np.prod(shape)) for spec, n_in in ((encoder, self.x_dim), (decoder, nk))
+                           for _, shape, _ in plan(spec, (n_in,)))
+
+    def __getstate__(self):                    # copy.deepcopy, pickle: the copy gets a lock of its own
+        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
         self.lock = threading.RLock()
 
     # ---- checks at the boundary --------------------------------------------------------
 
     def check_x(self, x, name="x"):
-        """(B, D) finite values in [0, 1], cast to the model dtype."""
-        x = as_float_array(name, x, ndim=2, dtype=self.dtype, lo=0.0, hi=1.0)
+        """(B, D) finite values in [0, 1] (Bernoulli) or whole levels 0 .. levels-1 (categorical), model dtype."""
+        hi = 1.0 if self.likelihood == "bernoulli" else self.levels - 1
+        x = as_float_array(name, x, ndim=2, dtype=self.dtype, lo=0.0, hi=hi)
         if x.shape[1] != self.x_dim or x.shape[0] == 0:
             raise InputError(f"{name}: expected shape (batch >= 1, {self.x_dim}), got {x.shape}")
+        if self.likelihood == "categorical" and np.any(x != np.round(x)):
+            raise InputError(f"{name}: a categorical-pixel model expects whole grey levels 0 .. {self.levels - 1} "
+                             f"(numpyvae.discrete.pixels.quantize), found {x[x != np.round(x)][0]}")
         return x
+
+    def log_px(self, x, out):
+        """log p(x|z) (S, B) from the decoder output (S, B, D or D*L)."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_log_prob(x, out)
+        return pixels.log_prob(x, out.reshape(*out.shape[:-1], self.x_dim, self.levels))
+
+    def dlog_px(self, x, out):
+        """d log p(x|z) / d (decoder output), the shape of out."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_log_prob_grad(x, out)
+        return pixels.log_prob_grad(x, out.reshape(*out.shape[:-1], self.x_dim, self.levels)).reshape(out.shape)
+
+    def mean_image(self, out):
+        """The mean of p(x|z) in [0, 1]: sigmoid(logits), or the mean level / (levels - 1)."""
+        if self.likelihood == "bernoulli":
+            return sigmoid(out)
+        return pixels.mean_level(out.reshape(*out.shape[:-1], self.x_dim, self.levels))
 
     def check_noise(self, g, batch, name="g"):
         """Gumbel noise (S, B, N, K), finite, cast to the model dtype."""
@@ -102,17 +142,28 @@ class CategoricalVAE:
             raise InputError(f"{name}: expected shape (S >= 1, {', '.join(map(str, want))}), got {g.shape}")
         return g
 
+    def check_rows(self, name, rows):
+        """Refuse a request whose activations would exceed MAX_ACTIVATIONS numbers (rows x widest layer)."""
+        if rows * self._widest > MAX_ACTIVATIONS:
+            raise InputError(f"{name}: {rows:,} decoder rows of up to {self._widest} numbers exceed the "
+                             f"{MAX_ACTIVATIONS:,} one array may hold here; use fewer")
+        return rows
+
     def _noise(self, g, rng, samples, batch):
         if g is None:
             samples = check_positive_int("samples", samples)
+            self.check_rows("samples * batch", samples * batch)
             return self.posterior.draw_noise(check_rng("rng", rng), samples, batch, self.dtype)
-        return self.check_noise(g, batch)
+        g = self.check_noise(g, batch)
+        self.check_rows("g: samples * batch", g.shape[0] * batch)
+        return g
 
     def _check_configurations(self, batch):
         c = self.n_classes ** self.n_latents if self.n_latents * math.log(self.n_classes) < 30 else math.inf
         if c > MAX_CONFIGURATIONS:
             raise InputError(f"n_latents, n_classes: K**N = {self.n_classes}**{self.n_latents} configurations; "
                              f"enumerating them is offered up to {MAX_CONFIGURATIONS}")
+        self.check_rows("x: configurations * batch", int(c) * batch)
         return int(c)
 
     # ---- forward pieces ------------------------------------------------------------------
@@ -125,7 +176,7 @@ class CategoricalVAE:
         """z (S, B, N, K) -> Bernoulli logits (S, B, D), the network's cache."""
         S, B = z.shape[:2]
         out, cache = self.decoder.call(z.reshape(S * B, -1))
-        return out.reshape(S, B, self.x_dim), cache
+        return out.reshape(S, B, -1), cache
 
     def logits(self, x):
         """x (B, D) -> the encoder's logits (B, N, K) of q(z|x)."""
@@ -135,6 +186,13 @@ class CategoricalVAE:
 
     def loss_and_grads(self, x, g=None, rng=None, estimator="score_loo", samples=1, tau=1.0, baseline=None,
                        grads=None):
+        """See ``_loss_and_grads``; holds ``lock`` when it fills the model's own buffers (grads=None)."""
+        if grads is not None:
+            return self._loss_and_grads(x, g, rng, estimator, samples, tau, baseline, grads)
+        with self.lock:
+            return self._loss_and_grads(x, g, rng, estimator, samples, tau, baseline, grads)
+
+    def _loss_and_grads(self, x, g, rng, estimator, samples, tau, baseline, grads):
         """Minus the estimator's objective, averaged over the batch, and its gradient for every parameter.
 
         x         : (B, D) data in [0, 1].
@@ -177,7 +235,7 @@ class CategoricalVAE:
         else:
             z, scache = self.posterior.sample(logits, g, mode, tau)
         out, dec_cache = self._decode(z)
-        log_px = bernoulli_log_prob(x, out)                                        # (S, B)
+        log_px = self.log_px(x, out)                                               # (S, B)
         with np.errstate(over="ignore", invalid="ignore"):
             est = fn(log_px, z, logits, self.prior.kl(logits), self.prior.kl_grad(logits), baseline)
         loss = -float(np.mean(est.objective))
@@ -185,12 +243,12 @@ class CategoricalVAE:
             raise InputError(f"x: the loss is {loss} for this batch (the network has diverged)")
         self.last = {"objective": est.objective, "recon": est.recon, "kl": est.kl}
         if mode == "relaxed":
-            hard = bernoulli_log_prob(x, self._decode(cat.gumbel_max(logits, g))[0])
+            hard = self.log_px(x, self._decode(cat.gumbel_max(logits, g))[0])
             self.last["elbo_hard"] = hard.mean(axis=0) - est.kl
 
         # backward: loss = -(1/B) sum_b objective_b
         s = -1.0 / B
-        dout = bernoulli_log_prob_grad(x, out) * (s * est.dlog_px)[..., None]     # likelihood
+        dout = self.dlog_px(x, out) * (s * est.dlog_px)[..., None]                # likelihood
         S = z.shape[0]
         dz = self.decoder.call_backward(dout.reshape(S * B, -1), dec_cache, _part(grads, "decoder."),
                                         need_dx=est.through_z)                  # decoder
@@ -222,7 +280,7 @@ class CategoricalVAE:
         self._check_configurations(len(x))
         logits, _ = self._encode(x)
         z = self.prior.configurations(self.dtype)[:, None]
-        log_px = bernoulli_log_prob(x, self._decode(np.broadcast_to(z, (len(z), *logits.shape)))[0])
+        log_px = self.log_px(x, self._decode(np.broadcast_to(z, (len(z), *logits.shape)))[0])
         q = np.exp(self.posterior.log_prob(z, logits))
         return (q * log_px).sum(axis=0) - self.prior.kl(logits)
 
@@ -231,7 +289,7 @@ class CategoricalVAE:
         x = self.check_x(x)
         self._check_configurations(len(x))
         z = self.prior.configurations(self.dtype)[:, None]
-        log_px = bernoulli_log_prob(x, self._decode(np.broadcast_to(z, (len(z), len(x), self.n_latents,
+        log_px = self.log_px(x, self._decode(np.broadcast_to(z, (len(z), len(x), self.n_latents,
                                                                          self.n_classes)))[0])
         return _logmeanexp(log_px + self.prior.log_prob(z) + math.log(len(z)))
 
@@ -240,7 +298,7 @@ class CategoricalVAE:
         x = self.check_x(x)
         g = self._noise(g, rng, samples, len(x))
         logits, _ = self._encode(x)
-        return bernoulli_log_prob(x, self._decode(cat.gumbel_max(logits, g))[0]).mean(axis=0) - self.prior.kl(logits)
+        return self.log_px(x, self._decode(cat.gumbel_max(logits, g))[0]).mean(axis=0) - self.prior.kl(logits)
 
     def relaxed_objective(self, x, tau, g=None, rng=None, samples=1):
         """mean_s log p(x|y_s) - KL with y_s = softmax((l + g_s)/tau) (B,): what Gumbel-softmax ascends.
@@ -252,7 +310,7 @@ class CategoricalVAE:
         g = self._noise(g, rng, samples, len(x))
         logits, _ = self._encode(x)
         y, _ = cat.gumbel_softmax(logits, g, tau)
-        return bernoulli_log_prob(x, self._decode(y)[0]).mean(axis=0) - self.prior.kl(logits)
+        return self.log_px(x, self._decode(y)[0]).mean(axis=0) - self.prior.kl(logits)
 
     def log_marginal(self, x, rng, samples=1000, chunk=100):
         """Importance-sampled log p(x) (B,) with q(z|x) as proposal: log mean_s p(x|z_s) p(z_s) / q(z_s|x).
@@ -262,12 +320,14 @@ class CategoricalVAE:
         x = self.check_x(x)
         samples, chunk = check_positive_int("samples", samples), check_positive_int("chunk", chunk)
         rng = check_rng("rng", rng)
+        chunk = max(1, min(chunk, MAX_ACTIVATIONS // (self._widest * len(x))))    # bounded memory per chunk
+        self.check_rows("x", len(x))
         logits, _ = self._encode(x)
         parts = []
         for start in range(0, samples, chunk):
             g = self.posterior.draw_noise(rng, min(chunk, samples - start), len(x), self.dtype)
             z = cat.gumbel_max(logits, g)
-            log_w = (bernoulli_log_prob(x, self._decode(z)[0]) + self.prior.log_prob(z)
+            log_w = (self.log_px(x, self._decode(z)[0]) + self.prior.log_prob(z)
                      - self.posterior.log_prob(z, logits))
             parts.append(log_w.astype(np.float64))
         return _logmeanexp(np.concatenate(parts, axis=0))
@@ -275,13 +335,13 @@ class CategoricalVAE:
     def reconstruct(self, x):
         """The mean image at the most probable configuration argmax q(z|x), (B, D)."""
         logits = self.logits(x)
-        return sigmoid(self._decode(cat.one_hot_argmax(logits)[None])[0][0])
+        return self.mean_image(self._decode(cat.one_hot_argmax(logits)[None])[0][0])
 
     def sample(self, n, rng):
         """n images: the mean of p(x|z) for z from the uniform prior, (n, D)."""
-        n = check_positive_int("n", n)
+        n = self.check_rows("n", check_positive_int("n", n))
         z = self.prior.sample(check_rng("rng", rng), n, self.dtype)
-        return sigmoid(self._decode(z[None])[0][0])
+        return self.mean_image(self._decode(z[None])[0][0])
 
 
 def _part(grads, prefix):

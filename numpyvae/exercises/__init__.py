@@ -38,10 +38,11 @@ from .checks import (EXERCISES, check_activation, check_bernoulli, check_fixed_g
                      grade_names, grade_reparameterize, grade_vae_backward, small_vae)
 from .conv_checks import check_conv2d, grade_conv2d
 from .flow_checks import check_planar, grade_planar
+from .gumbel_checks import check_gumbel_softmax, grade_gumbel_softmax
 from .report import Part, Report
 
 __all__ = ["EXERCISES", "Part", "Report", "check_activation", "check_conv2d", "grade_conv2d", "check_planar",
-           "grade_planar", "check_bernoulli", "check_fixed_gaussian",
+           "grade_planar", "check_gumbel_softmax", "grade_gumbel_softmax", "check_bernoulli", "check_fixed_gaussian",
            "check_gradient", "check_kl", "check_kl_diag", "check_linear", "check_reparameterize",
            "check_vae_backward", "grade_activation", "grade_bernoulli", "grade_fixed_gaussian", "grade_gradient",
            "grade_kl", "grade_kl_diag", "grade_linear", "grade_names", "grade_reparameterize",

@@ -34,6 +34,7 @@ from ..layers import ACTIVATIONS, sigmoid
 from ..vae import VAE
 from .conv_checks import conv2d_cases, conv2d_judge, conv2d_run
 from .flow_checks import PARTS as PLANAR_PARTS, planar_cases, planar_judge, planar_run
+from .gumbel_checks import PARTS as GUMBEL_PARTS, gumbel_cases, gumbel_judge, gumbel_run
 from .diagnose import compare, inputs_float32
 from .guard import NotWritten, StudentError, call
 from .report import FAIL, TODO, Part, Report
@@ -674,6 +675,13 @@ EXERCISES = {e.key: e for e in [
              planar_cases, planar_run, planar_judge,
              forbidden=(("flows.py", "*"), ("exercises/flow_checks.py", "logdet_by_matrices"),
                         ("exercises/flow_checks.py", "expected_gradients"))),
+    Exercise("gumbel_softmax", "Gumbel-softmax sample and gradient", ("gumbel_softmax", "gumbel_softmax_backward"),
+             GUMBEL_PARTS, gumbel_cases, gumbel_run, gumbel_judge,
+             forbidden=(("discrete/categorical.py", "gumbel_softmax"),
+                        ("discrete/categorical.py", "gumbel_softmax_backward"),
+                        ("discrete/posterior.py", "Categorical.sample"),
+                        ("discrete/posterior.py", "Categorical.sample_backward"),
+                        ("exercises/gumbel_checks.py", "softmax"))),
 ]}
 
 
