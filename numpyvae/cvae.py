@@ -88,18 +88,6 @@ class CVAE(VAE):
         out = out.reshape(K, B, -1)
         return mu, logvar, z, out, self.log_px(x, out), ForwardCache(enc_cache, rcache, dec_cache)
 
-    def _eps(self, eps, rng, k, B):
-        if eps is None:
-            k = check_positive_int("k", k)
-            self.check_rows("k * batch", k * B)
-            return self.draw_eps(check_rng("rng", rng), k, B)
-        eps = as_float_array("eps", eps, dtype=self.dtype)
-        eps = eps[None] if eps.ndim == 2 else eps
-        if eps.ndim != 3 or eps.shape[1:] != (B, self.z_dim) or eps.shape[0] == 0:
-            raise InputError(f"eps: expected shape ({B}, {self.z_dim}) or (k >= 1, {B}, {self.z_dim}), got {eps.shape}")
-        self.check_rows("eps: k * batch", eps.shape[0] * B)
-        return eps
-
     # ---- the loss and its gradient ---------------------------------------------------------------------
 
     @_locked
@@ -120,7 +108,7 @@ class CVAE(VAE):
             weights = as_float_array("weights", weights, ndim=1, dtype=np.float64, lo=0.0)
             if weights.shape != (B,):
                 raise InputError(f"weights: expected shape ({B},), got {weights.shape}")
-        eps = self._eps(eps, rng, k, B)
+        eps = self.checked_eps(eps, rng, k, B)
         if grads is None:
             grads = self._grads
             for g in grads.values():
@@ -162,7 +150,7 @@ class CVAE(VAE):
         """The estimator's value and terms for x (B, D) under labels y (B,), z sampled from q(z | x, y)."""
         x, onehot = self._xy(x, y)
         est_fn = ESTIMATORS[self.check_estimator(estimator)].kernel
-        eps = self._eps(None, rng, k, len(x))
+        eps = self.checked_eps(None, rng, k, len(x))
         mu, logvar, z, _, log_px, _ = self.forward(x, onehot, eps)
         est = est_fn(log_px, z, mu, logvar, prior=self.prior_density()[0])
         for term in ("elbo", "recon", "kl"):

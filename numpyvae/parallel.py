@@ -30,7 +30,7 @@ import numpy as np
 from .blas_threads import blas_threads, one_blas_thread
 from .errors import InputError
 from .estimators import ESTIMATORS, Estimate
-from .validate import as_float_array, check_choice, check_float, check_positive_int, check_rng
+from .validate import check_choice, check_float, check_positive_int
 from .vae import VAE
 
 MAX_WORKERS = 256            # the most threads asked for (each holds a copy of the gradient buffers)
@@ -144,16 +144,7 @@ class ParallelStep:
         check_choice("estimator", estimator, ESTIMATORS)      # refused before eps is drawn, as the serial step does
         check_float("beta", beta, lo=0.0, hi=1e6)
         B = x.shape[0]
-        if eps is None:                                      # drawn here, as the serial step draws it
-            k = check_positive_int("k", k)
-            model.check_rows("k * batch", k * B)
-            eps = model.draw_eps(check_rng("rng", rng), k, B)
-        else:
-            eps = as_float_array("eps", eps, dtype=model.dtype)
-            eps = eps[None] if eps.ndim == 2 else eps
-            if eps.ndim != 3 or eps.shape[1:] != (B, model.z_dim) or eps.shape[0] == 0:
-                raise InputError(f"eps: expected shape ({B}, {model.z_dim}) or (k >= 1, {B}, {model.z_dim}), "
-                                 f"got {eps.shape}")
+        eps = model.checked_eps(eps, rng, k, B)              # drawn here, as the serial step draws it
         rows = share_rows(B, min(self.n, B))
         if self._dirty:
             for buffers in self.buffers:

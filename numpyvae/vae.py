@@ -452,6 +452,21 @@ class VAE:
         """eps ~ N(0, I) of shape (k, batch, Z) in the model dtype, from ``rng``."""
         return self.posterior.draw_eps(rng, k, batch, self.z_dim, self.dtype)
 
+    def checked_eps(self, eps, rng, k, B):
+        """The noise for a batch of B rows, (K, B, Z) in the model dtype: the caller's ``eps``
+        ((B, Z) or (K, B, Z)) checked, or k draws from ``rng`` when eps is None.  Both refuse
+        K * B rows over the activation limit (check_rows) before anything is computed."""
+        if eps is None:
+            k = check_positive_int("k", k)
+            self.check_rows("k * batch", k * B)
+            return self.draw_eps(check_rng("rng", rng), k, B)
+        eps = as_float_array("eps", eps, dtype=self.dtype)
+        eps = eps[None] if eps.ndim == 2 else eps
+        if eps.ndim != 3 or eps.shape[1:] != (B, self.z_dim) or eps.shape[0] == 0:
+            raise InputError(f"eps: expected shape ({B}, {self.z_dim}) or (k >= 1, {B}, {self.z_dim}), got {eps.shape}")
+        self.check_rows("eps: k * batch", eps.shape[0] * B)
+        return eps
+
     # ---- the loss and its gradient ---------------------------------------------
 
     @_locked
@@ -480,17 +495,7 @@ class VAE:
         est_fn = self.estimator_kernel(estimator)
         beta = check_float("beta", beta, lo=0.0, hi=1e6)
         B = x.shape[0]
-        if eps is None:
-            k = check_positive_int("k", k)
-            self.check_rows("k * batch", k * B)
-            eps = self.draw_eps(check_rng("rng", rng), k, B)
-        else:
-            eps = as_float_array("eps", eps, dtype=self.dtype)
-            eps = eps[None] if eps.ndim == 2 else eps
-            if eps.ndim != 3 or eps.shape[1:] != (B, self.z_dim) or eps.shape[0] == 0:
-                raise InputError(f"eps: expected shape ({B}, {self.z_dim}) or (k >= 1, {B}, {self.z_dim}), "
-                                 f"got {eps.shape}")
-            self.check_rows("eps: k * batch", eps.shape[0] * B)
+        eps = self.checked_eps(eps, rng, k, B)
         if grads is None:
             grads = self._grads
             for g in grads.values():
@@ -588,9 +593,7 @@ class VAE:
         """
         x = self.check_x(x)
         est_fn = self.estimator_kernel(estimator)
-        k = check_positive_int("k", k)
-        self.check_rows("k * batch", k * x.shape[0])
-        eps = self.draw_eps(check_rng("rng", rng), k, x.shape[0])
+        eps = self.checked_eps(None, rng, k, x.shape[0])
         if self.flow_steps:
             z, log_q, _, log_px, _ = self.forward_flow(x, eps)
             est = est_fn(log_px, z, log_q, prior=self.prior)
