@@ -7,14 +7,7 @@ tests/test_displayed_formulas.py and the note's doctests, restores the note, and
 prints which tests failed (a plant that fails nothing is reported as SURVIVED and
 makes the script exit 1).
 """
-import os
-import pathlib
-import signal
-import subprocess
-import sys
-
-# killed (SIGTERM) mid-run: exit through the finally below, which restores the note
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+from plant_displays import run
 
 NOTE = "derivations/12-convolution.md"
 PLANTS = [
@@ -39,22 +32,5 @@ PLANTS = [
 ]
 TESTS = ["tests/test_displayed_formulas_conv.py", "tests/test_displayed_formulas.py::test_every_displayed_formula_parses", NOTE]
 
-survived = 0
-p = pathlib.Path(NOTE)
-text = p.read_text()
-for old, new, what in PLANTS:
-    assert text.count(old) == 1, (what, text.count(old))
-    p.write_text(text.replace(old, new))
-    try:
-        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS,
-                            "-k", "not test_a_"],        # the controls edit the unplanted text themselves
-                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(pathlib.Path.cwd())})
-    finally:
-        p.write_text(text)
-    failed = [l.split(" - ")[0].replace("FAILED ", "") for l in r.stdout.splitlines() if l.startswith("FAILED")]
-    why = next((l[1:].strip() for l in r.stdout.splitlines() if l.startswith("E ")), "")   # the first error line
-    survived += r.returncode == 0
-    print(f"{what}\n   {'SURVIVED' if r.returncode == 0 else 'killed'}; rc={r.returncode}; failed: "
-          f"{failed[:4]}{' ...' if len(failed) > 4 else ''} ({len(failed)}) | {r.stdout.strip().splitlines()[-1]}\n   first: {why[:160]}",
-          flush=True)
-sys.exit(1 if survived else 0)
+if __name__ == "__main__":
+    raise SystemExit(run(NOTE, PLANTS, TESTS, pytest_args=("-k", "not test_a_")))   # the controls edit the unplanted text themselves

@@ -15,7 +15,7 @@ under q by Gauss-Hermite quadrature), with the named quantities bound twice:
   p(x | y) by quadrature on a grid or in closed form.
 
 Every relation the display states must hold in both.  Planted wrong displays:
-mutation/planted_formulas_priors.py (each fails here).
+mutation/planted_priors.py (FORMULA_PLANTS; each fails here).
 """
 import math
 
