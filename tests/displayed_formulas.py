@@ -94,8 +94,9 @@ def operand_end(s, i):
     return i
 
 
-def term_end(s, i):
-    """End of a sum's summand when it is not bracketed: the next top-level + - = , or the end."""
+def term_end(s, i, stops=("\\ge", "\\le")):
+    """End of a sum's summand when it is not bracketed: the next top-level + - = , or one of
+    ``stops``, or the bracket that closes around it, or the end."""
     depth = 0
     for j in range(i, len(s)):
         c = s[j]
@@ -105,7 +106,7 @@ def term_end(s, i):
             if depth == 0:
                 return j
             depth -= 1
-        elif depth == 0 and (c in "+-=," or s.startswith("\\ge", j) or s.startswith("\\le", j)):
+        elif depth == 0 and (c in "+-=," or any(s.startswith(stop, j) for stop in stops)):
             return j
     return len(s)
 

@@ -65,7 +65,7 @@ def normalise(latex):
     s = re.sub(r"(?<![\\a-zA-Z_{}])([a-z])\s+\(", r"\1 \\cdot (", s)     # q (a + b): a product, not a call
     for var, name in SUMS.items():
         while (m := re.search(r"\\sum_\{" + var + r"\}\s*", s)):
-            j = summand_end(s, m.end())
+            j = F.term_end(s, m.end(), stops=("\\qquad",))   # a summand ends at + - = , or \qquad
             s = s[:m.start()] + name + "(" + s[m.end():j].strip() + ")" + s[j:]
     while True:                                       # \nabla_{v} X -> D_{v}(X)
         m = re.search(r"\\nabla_\{([a-z])\}", s)
@@ -77,22 +77,6 @@ def normalise(latex):
     if "\\" in re.sub(r"\\(frac|log|tau|alpha|cdot|qquad)(?![a-zA-Z])", "", s):
         raise ValueError(f"note 15: cannot read {s!r}")
     return re.sub(r"\s+", " ", s).strip()
-
-
-def summand_end(s, i):
-    """A sum's summand runs to the next top-level + - = , or \\qquad, or the bracket that closes around it."""
-    depth = 0
-    for j in range(i, len(s)):
-        c = s[j]
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            if depth == 0:
-                return j
-            depth -= 1
-        elif depth == 0 and (c in "+-=," or s.startswith("\\qquad", j)):
-            return j
-    return len(s)
 
 
 # ----------------------------------------------------------------- operators
