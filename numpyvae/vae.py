@@ -511,10 +511,7 @@ class VAE:
         prior, prior_cache = self.prior_density()
         est = est_fn(log_px, z, mu, logvar, beta, prior=prior)
         self.last_estimate = est                                     # recon and kl terms, for the history
-        loss = -float(np.mean(est.elbo))
-        if not np.isfinite(loss):                                    # overflow: no gradient is worth having
-            raise InputError(f"x, beta: the loss is {loss} for this batch (an overflow: values of x too "
-                             f"large for {np.dtype(self.dtype).name}, or the network has diverged)")
+        loss = self._finite_loss(est)                                # overflow: no gradient is worth having
 
         # backward: loss = -(1/B) sum_b elbo_b, so every partial is scaled by -1/B
         s = -1.0 / B
@@ -546,10 +543,7 @@ class VAE:
         z, log_q, out, log_px, cache = self.forward_flow(x, eps)
         est = est_fn(log_px, z, log_q, beta, prior=self.prior)
         self.last_estimate = est
-        loss = -float(np.mean(est.elbo))
-        if not np.isfinite(loss):
-            raise InputError(f"x, beta: the loss is {loss} for this batch (an overflow: values of x too "
-                             f"large for {np.dtype(self.dtype).name}, or the network has diverged)")
+        loss = self._finite_loss(est)
         s = -1.0 / B
         dout = self.dlog_px(x, out, cache)                           # likelihood
         dout *= (s * est.dlog_px)[..., None]
@@ -561,6 +555,14 @@ class VAE:
         self.encoder.call_backward(dh, cache.encoder[0], _part(grads, "encoder."), need_dx=False)
         _check_grads(grads)
         return loss, grads, est
+
+    def _finite_loss(self, est):
+        """The batch's loss -mean(elbo), refused when it overflowed (no gradient is worth having)."""
+        loss = -float(np.mean(est.elbo))
+        if not np.isfinite(loss):
+            raise InputError(f"x, beta: the loss is {loss} for this batch (an overflow: values of x too "
+                             f"large for {np.dtype(self.dtype).name}, or the network has diverged)")
+        return loss
 
     def check_grad_buffers(self, grads):
         """Refuse caller buffers that are not one array per parameter, of its shape and dtype."""
