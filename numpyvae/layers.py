@@ -187,6 +187,12 @@ def softplus(x):
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
+def log_softmax(logits):
+    """log softmax along the last axis, shifted by the max (finite for any finite logits)."""
+    a = logits - logits.max(axis=-1, keepdims=True)
+    return a - np.log(np.exp(a).sum(axis=-1, keepdims=True))
+
+
 class Sigmoid(Layer):
     """out = 1 / (1 + exp(-x)); dx = dout * out * (1 - out)."""
 

@@ -23,15 +23,10 @@ import numpy as np
 
 from .cvae import CVAE
 from .errors import InputError
+from .layers import log_softmax
 from .network import Network, mlp_spec
 from .optim import Adam
 from .validate import check_float, check_positive_int, check_rng
-
-
-def log_softmax_rows(a):
-    """log softmax along the last axis, shifted by the row max (no overflow)."""
-    shifted = a - np.max(a, axis=-1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
 class M2:
@@ -57,7 +52,7 @@ class M2:
 
     def log_q_y(self, x):
         """log q(y|x) (B, Y) for a checked batch x."""
-        return log_softmax_rows(self.classifier.call(x)[0])
+        return log_softmax(self.classifier.call(x)[0])
 
     def classify(self, x):
         """q(y|x) (B, Y) and the most probable label (B,)."""
@@ -99,13 +94,13 @@ class M2:
         # labelled: -mean L(x_l, y_l), and -alpha mean log q(y_l | x_l)                     (14.11)
         loss_l, _ = cvae.loss_and_grads(x_l, y_l, eps=eps_l, rng=rng, estimator=estimator, k=k, grads=cvae_grads)
         logits_l, cache_l = self.classifier.call(x_l)
-        log_q_l = log_softmax_rows(logits_l)
+        log_q_l = log_softmax(logits_l)
         class_term = float(np.mean(np.sum(onehot_l * log_q_l, axis=1)))
         d_logits_l = -(alpha / B_l) * (onehot_l - np.exp(log_q_l))
 
         # unlabelled: U = sum_y q_y (L_y - log q_y); the CVAE weighted by q_y / B_u per label  (14.11)
         logits_u, cache_u = self.classifier.call(x_u)
-        log_q_u = log_softmax_rows(logits_u)
+        log_q_u = log_softmax(logits_u)
         q_u = np.exp(log_q_u)
         L_u = np.empty((B_u, self.n_classes))
         for c in range(self.n_classes):

@@ -30,7 +30,8 @@ import numpy as np
 
 from . import distributions as dist
 from .errors import InputError
-from .posterior import LOGVAR_LIMIT, clip_logvar
+from .layers import log_softmax
+from .posterior import clip_logvar
 from .validate import as_float_array, check_positive_int, check_rng
 
 # rows of z handled at once by MixtureDensity: chunk * C * Z numbers in the (z - m)^2 array
@@ -62,12 +63,6 @@ class StandardNormal:
     def kl_grads(self, mu, logvar):
         """dKL/dmu = mu, dKL/dlogvar = (exp(logvar) - 1) / 2."""
         return dist.kl_std_normal_grads.kernel(mu, logvar)
-
-
-def log_softmax(logits):
-    """log pi_c = l_c - logsumexp(l), shifted by the max (no overflow)."""
-    shifted = logits - np.max(logits)
-    return shifted - np.log(np.sum(np.exp(shifted)))
 
 
 class MixtureDensity:

@@ -35,7 +35,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Clock, command_line, load, log, machine, markdown_table, results_dir, write_result  # noqa: E402
 from numpyvae.cvae import CVAE  # noqa: E402
 from numpyvae.data import binarize  # noqa: E402
-from numpyvae.m2 import M2, log_softmax_rows, train  # noqa: E402
+from numpyvae.layers import log_softmax  # noqa: E402
+from numpyvae.m2 import M2, train  # noqa: E402
 from numpyvae.optim import Adam  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def supervised_only(model, x_l, y_l, steps, batch_size, lr, alpha, rng):
     for _ in range(steps):
         i = rng.integers(0, len(x_l), min(batch_size, len(x_l)))
         logits, cache = model.classifier.call(x_l[i])
-        d = -(alpha / len(i)) * (onehot[y_l[i]] - np.exp(log_softmax_rows(logits)))
+        d = -(alpha / len(i)) * (onehot[y_l[i]] - np.exp(log_softmax(logits)))
         grads = {k: np.zeros_like(p) for k, p in model.classifier.params.items()}
         model.classifier.call_backward(d.astype(model.cvae.dtype), cache, grads, need_dx=False)
         opt.step({f"classifier.{k}": g for k, g in grads.items()})

@@ -320,13 +320,13 @@ def test_formula_14_11(binding):
 
 
 def m2_names(binding, wrong_classifier=True):
-    from numpyvae.m2 import log_softmax_rows
+    from numpyvae.layers import log_softmax
     m2, x, log_pxy = m2_instance(wrong_classifier)
     log_px = float(np.logaddexp.reduce(log_pxy) + math.log(0.5))
     if binding == "package":
         L, U = m2.bounds(x, np.random.default_rng(9), "mc", k=3)
         L, U, Q = L[0], float(U[0]), m2.classify(x)[0][0]
-        softmax = lambda a: np.exp(log_softmax_rows(a))
+        softmax = lambda a: np.exp(log_softmax(a))
     else:
         lin = m2.classifier.linears[0]
         logits = x[0] @ lin.W + lin.b
