@@ -259,9 +259,10 @@ def flow_mc(log_px, z, log_q, beta=1.0, prior=None):
     prior = prior or STANDARD_NORMAL
     K = log_px.shape[0]
     w = beta / K
-    return Estimate(elbo=(log_px + beta * (prior.log_prob(z) - log_q)).mean(axis=0),
+    log_pz = prior.log_prob(z)
+    return Estimate(elbo=(log_px + beta * (log_pz - log_q)).mean(axis=0),
                     dlog_px=np.full_like(log_px, 1.0 / K), dz=w * prior.log_prob_grad(z), dmu=None, dlogvar=None,
-                    recon=log_px.mean(axis=0), kl=(log_q - prior.log_prob(z)).mean(axis=0),
+                    recon=log_px.mean(axis=0), kl=(log_q - log_pz).mean(axis=0),
                     dlog_q=np.full_like(log_q, -w))
 
 
@@ -273,11 +274,13 @@ def flow_iwae(log_px, z, log_q, beta=1.0, prior=None):
     """
     prior = prior or STANDARD_NORMAL
     K = log_px.shape[0]
-    f = log_px + beta * (prior.log_prob(z) - log_q)
-    w = np.exp(f - _logsumexp(f, axis=0))
-    return Estimate(elbo=_logsumexp(f, axis=0) - math.log(K), dlog_px=w,
+    log_pz = prior.log_prob(z)
+    f = log_px + beta * (log_pz - log_q)
+    lse = _logsumexp(f, axis=0)
+    w = np.exp(f - lse)
+    return Estimate(elbo=lse - math.log(K), dlog_px=w,
                     dz=beta * w[..., None] * prior.log_prob_grad(z), dmu=None, dlogvar=None,
-                    recon=log_px.mean(axis=0), kl=(log_q - prior.log_prob(z)).mean(axis=0), dlog_q=-beta * w)
+                    recon=log_px.mean(axis=0), kl=(log_q - log_pz).mean(axis=0), dlog_q=-beta * w)
 
 
 # the estimators a flowed posterior takes, under the names of their Gaussian-posterior counterparts
