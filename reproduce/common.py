@@ -83,15 +83,45 @@ def markdown_table(header, rows):
     return "\n".join(lines) + "\n"
 
 
+def write_atomic(path, text):
+    """Write ``text`` to ``path`` through a temporary file renamed over it: a reader never sees half a file."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def write_result(folder, result, table, notes=""):
-    """Write result.json and table.md (table, then notes, then the command and wall time)."""
-    with open(os.path.join(folder, "result.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    """Write result.json and table.md (table, then notes, then the command and wall time), each atomically."""
+    write_atomic(os.path.join(folder, "result.json"), json.dumps(result, indent=1))
     footer = (f"\nCommand: `{result['command']}`  \nWall time: {result['wall_seconds']:.0f} s on "
               f"{result['machine']}\n")
-    with open(os.path.join(folder, "table.md"), "w") as f:
-        f.write(table + ("\n" + notes.strip() + "\n" if notes else "") + footer)
+    write_atomic(os.path.join(folder, "table.md"), table + ("\n" + notes.strip() + "\n" if notes else "") + footer)
     print(table + ("\n" + notes.strip() if notes else "") + footer)
+
+
+def stored_run(folder, name, schedule, make):
+    """One training run, kept in ``folder/runs/<name>.json``: made by ``make()`` only when absent.
+
+    A stored run is reused only if it was made on the same ``schedule`` (a dict of
+    everything that fixes the run besides its name); otherwise it is made again and
+    replaced.  ``make`` returns a JSON-serializable dict; the schedule is added to
+    it.  Each run is written atomically as soon as it finishes, so two invocations
+    can train different runs side by side into the same folder, and an interrupted
+    invocation loses only the run it was making.
+    """
+    os.makedirs(os.path.join(folder, "runs"), exist_ok=True)
+    path = os.path.join(folder, "runs", f"{name}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            run = json.load(f)
+        if run.get("schedule") == schedule:
+            log(f"{name}: reusing {os.path.relpath(path)}")
+            return run
+        log(f"{name}: {os.path.relpath(path)} was made on another schedule; making it again")
+    run = dict(make(), schedule=schedule)
+    write_atomic(path, json.dumps(run))
+    return run
 
 
 def log(msg):

@@ -42,7 +42,6 @@ trains tiny models (hidden 32, Z = 4, K = 2, 10 pseudo-inputs) for one epoch on
 nothing, it checks the plumbing.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -50,7 +49,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import Clock, command_line, load, log, machine, markdown_table, results_dir, write_result  # noqa: E402
+from common import (Clock, command_line, load, log, machine, markdown_table, results_dir, stored_run,  # noqa: E402
+                    write_result)
 from numpyvae import VAE  # noqa: E402
 from numpyvae.evaluate import log_marginal  # noqa: E402
 from numpyvae.train import Trainer  # noqa: E402
@@ -87,6 +87,7 @@ def build(variant, args, seed):
 
 def run_one(variant, seed, x_train, x_test, args):
     """Train one model and judge it: a dict of its figures (per-image log p(x) included)."""
+    log(f"{variant}, seed {seed}: {args.epochs} epochs")
     clock = Clock()
     model = build(variant, args, seed)
     trainer = Trainer(model, x_train, optimizer="adam", lr=1e-3, batch_size=args.batch_size,
@@ -103,27 +104,7 @@ def run_one(variant, seed, x_train, x_test, args):
                 elbo_se=float(elbo.std(ddof=1) / np.sqrt(n)), log_px=float(log_px.mean()),
                 log_px_se=float(log_px.std(ddof=1) / np.sqrt(n)), train_seconds=round(train_seconds, 1),
                 step_ms=round(1000 * train_seconds / trainer.step, 2), seconds=round(clock.seconds(), 1),
-                machine=machine(), schedule=schedule(args), per_image_log_px=[float(v) for v in log_px])
-
-
-def stored_run(path, args):
-    """The run stored at ``path`` if it exists and was made on this schedule, else None."""
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        run = json.load(f)
-    if run.get("schedule") != schedule(args):
-        log(f"{path}: made on another schedule; training again")
-        return None
-    return run
-
-
-def save_run(path, run):
-    """Write one run's JSON atomically (a temporary file renamed over the target)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(run, f)
-    os.replace(tmp, path)
+                machine=machine(), per_image_log_px=[float(v) for v in log_px])
 
 
 def main(argv=None):
@@ -142,20 +123,14 @@ def main(argv=None):
         args.epochs, args.n_test, args.eval_k, args.flow_steps = 1, 50, 50, 2
         args.hidden, args.z_dim, args.components, args.n_train = 32, 4, 10, 1000
     out = results_dir("flows_mnist" + ("_quick" if args.quick and args.out is None else ""), args.out)
-    os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     clock = Clock()
     data = load(args.dataset)
     x_train, x_test = data.x_train[:args.n_train], data.x_test[:args.n_test]
     by = {}
     for seed in args.seeds:
         for variant in args.variants:
-            path = os.path.join(out, "runs", f"{variant}-seed{seed}.json")
-            run = stored_run(path, args)
-            if run is None:
-                log(f"{variant}, seed {seed}: {args.epochs} epochs")
-                run = run_one(variant, seed, x_train, x_test, args)
-                save_run(path, run)
-            by[variant, seed] = run
+            by[variant, seed] = stored_run(out, f"{variant}-seed{seed}", schedule(args),
+                                           lambda: run_one(variant, seed, x_train, x_test, args))
     variants = [v for v in VARIANTS if v in args.variants]
     compared = [v for v in variants if v != "plain"] if "plain" in variants else []
     diffs, overall = {}, {}
