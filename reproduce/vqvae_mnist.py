@@ -73,6 +73,31 @@ def draw_samples(samples, path, side):
     plt.close(fig)
 
 
+def draw_usage(counts, path, perplexity):
+    """Codebook usage on the test images: each code's share of the positions, most used first, dead codes in red."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    counts = np.asarray(counts)
+    order = np.argsort(-counts, kind="stable")
+    share = counts[order] / counts.sum()
+    dead = counts[order] == 0
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.bar(np.arange(len(counts)), share, color=np.where(dead, "tab:red", "tab:blue"), width=0.8)
+    ax.axhline(1 / len(counts), color="gray", lw=1, ls="--", label=f"uniform use (1/{len(counts)})")
+    if dead.any():
+        ax.plot(np.flatnonzero(dead), np.zeros(dead.sum()), "x", color="tab:red", ms=6,
+                label=f"dead codes ({dead.sum()}): never chosen")
+    ax.set_xlabel("code, most used first", fontsize=10)
+    ax.set_ylabel("share of positions", fontsize=10)
+    ax.set_title(f"Codebook usage on the test images (perplexity {perplexity:.1f} of {len(counts)})", fontsize=10)
+    ax.legend(fontsize=10)
+    ax.tick_params(labelsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def main(argv=None):
     args = parse(sys.argv[1:] if argv is None else argv)
     clock = Clock()
@@ -118,7 +143,10 @@ def main(argv=None):
                         ("codes from the MADE prior", prior.sample(16, srng))):
         z_q = model.E[codes].reshape(16, -1)
         samples[name] = sigmoid(model.decoder.call(z_q)[0])
+    samples["test images"] = x_test[:16]
+    samples["their reconstructions"] = model.reconstruct(x_test[:16])
     draw_samples(samples, os.path.join(out, "samples.png"), int(np.sqrt(x_train.shape[1])))
+    draw_usage(counts, os.path.join(out, "usage.png"), perplexity)
     batch = x_train[:100]
     timed = VQVAE(x_train.shape[1], beta=0.25, seed=1, **size)
     vq_step = step_seconds(timed, batch, timed.loss_and_grads)
@@ -137,7 +165,7 @@ def main(argv=None):
                   uniform_prior_nll=uniform_nll)
     notes = (f"The codes' prior (MADE, {args.prior_epochs} epochs on the training codes): test codes' -log p(c) = "
              f"{prior_nll:.2f} nats per image, against {uniform_nll:.2f} for uniform codes; samples.png decodes 16 "
-             "code grids of each. -log p(x|z_q) is a reconstruction error, not -log p(x). "
+             "code grids of each under two rows of test images and their reconstructions; usage.png shows each code's share of the test positions, dead codes in red. -log p(x|z_q) is a reconstruction error, not -log p(x). "
              "Step times are medians of 20 steps in one process; a benchmark needs an idle machine. "
              + ("QUICK MODE: the 8x8 digits and a tiny model." if args.quick else ""))
     write_result(out, result, table, notes)

@@ -31,5 +31,5 @@ def test_vqvae_quick_mode_trains_and_reports_usage_and_step_times(tmp_path, monk
     assert sum(result["code_counts"]) == 100 * 4, "every position of every test image chose one code"
     assert result["vq_step_seconds"] > 0 and result["gaussian_step_seconds"] > 0
     assert result["prior_nll"] < result["uniform_prior_nll"], "the fitted prior explains the codes better than uniform"
-    assert (tmp_path / "samples.png").stat().st_size > 1000
+    assert (tmp_path / "samples.png").stat().st_size > 1000 and (tmp_path / "usage.png").stat().st_size > 1000
     assert "QUICK MODE" in (tmp_path / "table.md").read_text()
