@@ -75,7 +75,7 @@ def schedule(args):
     """Everything that fixes a run besides its variant and seed: a stored run is reused only if it matches."""
     return dict(dataset=args.dataset, n_train=args.n_train, epochs=args.epochs, hidden=args.hidden,
                 z_dim=args.z_dim, flow_steps=args.flow_steps, components=args.components,
-                batch_size=args.batch_size, n_test=args.n_test, eval_k=args.eval_k)
+                batch_size=args.batch_size, n_test=args.n_test, eval_k=args.eval_k, train_figures=True)
 
 
 def build(variant, args, seed):
@@ -85,8 +85,19 @@ def build(variant, args, seed):
                prior={"name": "vampprior", "components": args.components} if variant == "vampprior" else None)
 
 
+def judge(model, x, seed, args):
+    """The ELBO (one sample, mean of 10 draws) and importance-sampled log p(x) of each image of x, float64."""
+    rng = np.random.default_rng([seed, 5])
+    elbo = np.mean([model.elbo(x, rng, "mc") for _ in range(10)], axis=0).astype(np.float64)
+    log_px = log_marginal(model, x, k=args.eval_k, rng=np.random.default_rng([seed, 6]), progress=False)
+    return elbo, log_px
+
+
 def run_one(variant, seed, x_train, x_test, args):
-    """Train one model and judge it: a dict of its figures (per-image log p(x) included)."""
+    """Train one model and judge it: a dict of its figures (per-image log p(x) included).
+
+    The same figures on the first n_test *training* images measure how far the
+    model fits its training set better than unseen images (no early stopping)."""
     log(f"{variant}, seed {seed}: {args.epochs} epochs")
     clock = Clock()
     model = build(variant, args, seed)
@@ -94,15 +105,18 @@ def run_one(variant, seed, x_train, x_test, args):
                       estimator="mc", binarize="none", seed=seed, progress=False, verbose=False)
     trainer.run(args.epochs)
     train_seconds = clock.seconds()
-    rng = np.random.default_rng([seed, 5])
-    elbo = np.mean([model.elbo(x_test, rng, "mc") for _ in range(10)], axis=0).astype(np.float64)
-    log_px = log_marginal(model, x_test, k=args.eval_k, rng=np.random.default_rng([seed, 6]), progress=False)
+    elbo, log_px = judge(model, x_test, seed, args)
+    train_elbo, train_log_px = judge(model, x_train[:len(x_test)], seed, args)
     n = len(x_test)
     log(f"{variant}, seed {seed}: test ELBO {elbo.mean():.2f}, log p(x) {log_px.mean():.2f} (k = {args.eval_k}), "
-        f"{train_seconds:.0f} s training, {clock.seconds() - train_seconds:.0f} s judging")
+        f"{train_seconds:.0f} s training, {clock.seconds() - train_seconds:.0f} s judging; on {n} training images: "
+        f"ELBO {train_elbo.mean():.2f}, log p(x) {train_log_px.mean():.2f}")
     return dict(variant=variant, seed=seed, flow_steps=model.flow_steps, elbo=float(elbo.mean()),
                 elbo_se=float(elbo.std(ddof=1) / np.sqrt(n)), log_px=float(log_px.mean()),
                 log_px_se=float(log_px.std(ddof=1) / np.sqrt(n)), train_seconds=round(train_seconds, 1),
+                train_images_elbo=float(train_elbo.mean()), train_images_log_px=float(train_log_px.mean()),
+                train_images_log_px_se=float(train_log_px.std(ddof=1) / np.sqrt(n)),
+                history=[{k: v for k, v in row.items() if isinstance(v, (int, float))} for row in trainer.history],
                 step_ms=round(1000 * train_seconds / trainer.step, 2), seconds=round(clock.seconds(), 1),
                 machine=machine(), per_image_log_px=[float(v) for v in log_px])
 
