@@ -1,0 +1,50 @@
+"""The sentences docs/reproductions.md says about the issue-20 and issue-21 MNIST runs, checked against
+the committed run files they summarise (reproduce/results/*/result.json): each expected phrase is
+formatted from the numbers, so a page that drifts from its runs fails, printing ours vs the page's.
+"""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = (ROOT / "docs" / "reproductions.md").read_text(encoding="utf-8")
+FLAT = re.sub(r"\s+", " ", PAGE)
+RESULTS = ROOT / "reproduce" / "results"
+
+
+def stated(phrase):
+    assert phrase in FLAT, f"docs/reproductions.md should say {phrase!r} (computed from the run files)"
+
+
+def span(values, digits=1):
+    lo, hi = min(values), max(values)
+    return f"{lo:.{digits}f}" if f"{lo:.{digits}f}" == f"{hi:.{digits}f}" else f"{lo:.{digits}f}-{hi:.{digits}f}"
+
+
+def test_flows_and_vampprior_sentences_follow_from_the_runs():
+    r = json.loads((RESULTS / "flows_mnist" / "result.json").read_text())
+    over = r["paired_over_seeds"]
+    # log p(x) differences from the plain VAE; the page speaks of -log p(x), so the signs flip
+    stated(f"VampPrior's −log p(x) is {over['vampprior']['mean']:.2f} ± {over['vampprior']['se']:.2f} nats below")
+    flow = f"{-over['flow']['mean']:+.2f}".replace("-", "−")          # the page writes a true minus sign
+    stated(f"planar flows change it by {flow} ± {over['flow']['se']:.2f} nats")
+    assert over["vampprior"]["mean"] > 3 * over["vampprior"]["se"], "the page calls the VampPrior's gain resolved"
+    assert abs(over["flow"]["mean"]) < 2 * over["flow"]["se"], "the page calls the flow's change unresolved"
+    runs = r["runs"]
+    gaps = [x["train_images_log_px"] - x["log_px"] for x in runs]
+    stated(f"{min(gaps):.1f} to {max(gaps):.1f} nats lower than on the test images")
+    plain_flow = [-x["train_images_log_px"] for x in runs if x["variant"] != "vampprior"]
+    vamp = [-x["train_images_log_px"] for x in runs if x["variant"] == "vampprior"]
+    stated(f"({span(plain_flow)} for the plain VAE and the flow, {span(vamp)} for the VampPrior)")
+    above = [-x["log_px"] - r["published"][x["variant"]][1] for x in runs]
+    stated(f"puts every number {int(np.floor(min(above)))}-{int(np.ceil(max(above)))} nats above the papers'")
+    ms = {v: [x["step_ms"] for x in runs if x["variant"] == v] for v in ("plain", "flow", "vampprior")}
+    stated(f"{span(ms['vampprior'])} ms per step against {span(ms['plain'])} for the plain VAE and "
+           f"{span(ms['flow'])} for the flow")
+    vamp_runs = [x for x in runs if x["variant"] == "vampprior"]
+    train_min = [x["train_seconds"] / 60 for x in vamp_runs]
+    judge_min = [(x["seconds"] - x["train_seconds"]) / 60 for x in vamp_runs]
+    stated(f"Each VampPrior run took about {round(np.mean(train_min))} minutes to train and "
+           f"{int(min(judge_min))}-{int(np.ceil(max(judge_min)))} to judge")
