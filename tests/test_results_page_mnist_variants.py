@@ -48,3 +48,28 @@ def test_flows_and_vampprior_sentences_follow_from_the_runs():
     judge_min = [(x["seconds"] - x["train_seconds"]) / 60 for x in vamp_runs]
     stated(f"Each VampPrior run took about {round(np.mean(train_min))} minutes to train and "
            f"{int(min(judge_min))}-{int(np.ceil(max(judge_min)))} to judge")
+
+
+def minus(value, digits=2):
+    """A signed number as the page writes it: a true minus sign."""
+    return f"{value:+.{digits}f}".replace("-", "−")
+
+
+def test_categorical_sentences_follow_from_the_runs():
+    r = json.loads((RESULTS / "categorical_mnist" / "result.json").read_text())
+    res, over = r["results"], r["log_px_minus_ref_over_seeds"]
+    names = {"gumbel_softmax": "Gumbel-softmax", "straight_through": "straight-through",
+             "score_loo": "the score function with the leave-one-out baseline",
+             "score_ma": "the score function with the moving-average baseline"}
+    for i in range(len(r["seeds"])):          # "the same way with both seeds"
+        order = sorted(res, key=lambda e: -res[e][i]["test_log_px"])
+        print(f"seed {r['seeds'][i]}: ours {order} vs the page's {list(names)}")
+        assert order == list(names)
+    stated("order the same way with both seeds: Gumbel-softmax, then straight-through, then the score function "
+           "with the leave-one-out baseline, then the score function with the moving-average baseline")
+    # over['e'] is log p(x) of e minus the reference's; the page speaks of -log p(x)
+    stated(f"are {minus(-over['gumbel_softmax']['mean'])} ± {over['gumbel_softmax']['se']:.2f} nats (Gumbel-softmax), "
+           f"{minus(-over['straight_through']['mean'])} ± {over['straight_through']['se']:.2f} (straight-through) and "
+           f"{minus(-over['score_ma']['mean'])} ± {over['score_ma']['se']:.2f} (the moving average)")
+    gs = [-x["test_elbo"] for x in res["gumbel_softmax"]]
+    stated(f"our Gumbel-softmax −ELBO is {span(gs)} against their {r['published']['gumbel_softmax'][1]}")
