@@ -73,3 +73,13 @@ def test_categorical_sentences_follow_from_the_runs():
            f"{minus(-over['score_ma']['mean'])} ± {over['score_ma']['se']:.2f} (the moving average)")
     gs = [-x["test_elbo"] for x in res["gumbel_softmax"]]
     stated(f"our Gumbel-softmax −ELBO is {span(gs)} against their {r['published']['gumbel_softmax'][1]}")
+
+
+def test_vqvae_sentences_follow_from_the_run():
+    r = json.loads((RESULTS / "vqvae_mnist" / "result.json").read_text())
+    stated(f"−log p(x | z_q) is {r['test_recon']:.2f} nats per image")
+    K = len(r["code_counts"])
+    dead = "no dead code" if r["dead_codes"] == 0 else f"{r['dead_codes']} dead codes"
+    stated(f"a perplexity of {r['perplexity']:.1f} of {K} codes and {dead}")
+    stated(f"gives the test grids {r['prior_nll']:.2f} nats each, against {r['uniform_prior_nll']:.2f} for uniform codes")
+    assert r["prior_nll"] < r["uniform_prior_nll"]
