@@ -83,3 +83,14 @@ def test_vqvae_sentences_follow_from_the_run():
     stated(f"a perplexity of {r['perplexity']:.1f} of {K} codes and {dead}")
     stated(f"gives the test grids {r['prior_nll']:.2f} nats each, against {r['uniform_prior_nll']:.2f} for uniform codes")
     assert r["prior_nll"] < r["uniform_prior_nll"]
+
+
+def test_m2_sentences_follow_from_the_runs():
+    r = json.loads((RESULTS / "m2_mnist" / "result.json").read_text())["runs"]
+    m2 = [r[s]["m2_error"] for s in sorted(r)]
+    base = [r[s]["baseline_error"] for s in sorted(r)]
+    diff = [r[s]["paired_difference"] for s in sorted(r)]
+    stated(f"its test error ({m2[0]:.2f}% and {m2[1]:.2f}%) is {min(diff):.2f} to {max(diff):.2f} points worse than "
+           f"the labels-only classifier's ({base[0]:.2f}% and {base[1]:.2f}%)")
+    for s in r:      # "worse ... with both seeds": each paired difference resolved
+        assert r[s]["paired_difference"] > 3 * r[s]["paired_se"], (s, r[s])
