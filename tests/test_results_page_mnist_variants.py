@@ -94,3 +94,20 @@ def test_m2_sentences_follow_from_the_runs():
            f"the labels-only classifier's ({base[0]:.2f}% and {base[1]:.2f}%)")
     for s in r:      # "worse ... with both seeds": each paired difference resolved
         assert r[s]["paired_difference"] > 3 * r[s]["paired_se"], (s, r[s])
+
+
+def test_kingma_welling_running_mean_sentences_follow_from_the_runs():
+    r = json.loads((RESULTS / "kw_running_mean_frey-face" / "result.json").read_text())
+    runs = r["runs"]
+    finals = [runs[z]["final_train_bound"] for z in ("10", "20")]
+    for z in ("10", "20"):           # "the same runs": the final bounds equal the committed runs'
+        ours, committed = runs[z]["final_train_bound"], runs[z]["committed_final_train_bound"]
+        print(f"Nz = {z}: ours {ours} vs committed {committed}")
+        assert f"{ours:.2f}" == f"{committed:.2f}"
+    stated(f"their final bounds equal the committed runs' ({finals[0]:.2f} and {finals[1]:.2f})")
+    means = {z: list(runs[z]["running_means"].values()) for z in ("10", "20")}
+    stated(f"lands at {span(means['10'])} (Nz = 10) and {span(means['20'])} (Nz = 20)")
+    shares = [v for z in ("10", "20") for v in runs[z]["share_removed"].values()]
+    stated(f"removes between {minus(100 * min(shares), 0)}% and {100 * max(shares):.0f}% of our excess")
+    stated(f"widens the excess by {r['scaling_shift_nats']:.2f} nats")
+    stated(f"explains at most {100 * max(shares):.0f}% of the 7-12%")
