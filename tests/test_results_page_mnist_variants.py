@@ -111,3 +111,10 @@ def test_kingma_welling_running_mean_sentences_follow_from_the_runs():
     stated(f"removes between {minus(100 * min(shares), 0)}% and {100 * max(shares):.0f}% of our excess")
     stated(f"widens the excess by {r['scaling_shift_nats']:.2f} nats")
     stated(f"explains at most {100 * max(shares):.0f}% of the 7-12%")
+
+
+def test_vqvae_codebook_loss_sentence_follows_from_its_run():
+    r = json.loads((RESULTS / "vqvae_mnist_codebook_loss" / "result.json").read_text())
+    assert r["codebook"] == "loss" and r["dead_codes"] == 0, "the page says this run left no dead code"
+    stated(f"gives a reconstruction term of {r['test_recon']:.2f} nats, a perplexity of {r['perplexity']:.1f} and "
+           "no dead code either")
