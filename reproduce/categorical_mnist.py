@@ -1,6 +1,6 @@
 """The categorical VAE on binarized MNIST, trained with each gradient estimator on one schedule fixed in advance.
 
-    NUMPYVAE_DATA=../shared/data python reproduce/categorical_mnist.py          # 4 estimators x 2 seeds (about an hour on 2 cores)
+    NUMPYVAE_DATA=../shared/data python reproduce/categorical_mnist.py          # 4 estimators x 2 seeds (62 min of runs; --seeds 0 and --seeds 1 side by side: 32 min)
     python reproduce/categorical_mnist.py --quick                               # the embedded digits, seconds
 
 The setting of Jang et al. (2017), section 4.3: N = 20 categorical latents of
