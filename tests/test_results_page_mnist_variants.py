@@ -118,3 +118,15 @@ def test_vqvae_codebook_loss_sentence_follows_from_its_run():
     assert r["codebook"] == "loss" and r["dead_codes"] == 0, "the page says this run left no dead code"
     stated(f"gives a reconstruction term of {r['test_recon']:.2f} nats, a perplexity of {r['perplexity']:.1f} and "
            "no dead code either")
+
+
+def test_kingma_welling_mnist_running_mean_sentence_follows_from_the_run():
+    (run,) = json.loads((RESULTS / "kw_running_mean_mnist" / "result.json").read_text())["runs"].values()
+    assert f"{run['final_train_bound']:.2f}" == f"{run['committed_final_train_bound']:.2f}", "not the same run"
+    means = list(run["running_means"].values())
+    below = [run["paper"] - m for m in means]
+    stated(f"(final train bound {minus(run['final_train_bound']).lstrip('+')}, as committed)")
+    stated(f"lands at {minus(max(means), 1).lstrip('+')} to {minus(min(means), 1).lstrip('+')}, "
+           f"{min(below):.1f} to {max(below):.1f} nats below the paper's {minus(run['paper'], 1).lstrip('+')}, "
+           f"where the final parameters land {run['paper'] - run['final_train_bound']:.1f} below it")
+    assert max(below) < 2 and run["paper"] - run["final_train_bound"] < 2, "the page says: within 2 nats either way"
