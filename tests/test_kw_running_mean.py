@@ -41,3 +41,16 @@ def test_quick_mode_reports_shares_that_follow_from_its_numbers(script, monkeypa
         assert abs(run["share_removed"][str(w)] - share) < 1e-12
     assert abs(result["scaling_shift_nats"] - 560 * math.log(256 / 255)) < 1e-12
     assert "QUICK MODE" in (tmp_path / "table.md").read_text()
+
+
+def test_anglepy_mode_draws_minibatches_with_replacement_from_1600_faces(script, monkeypatch, tmp_path):
+    data = real_data_dir()
+    if data is None:
+        pytest.skip(SKIP_REAL)
+    monkeypatch.setenv("NUMPYVAE_DATA", str(data))
+    result = script.main(["--quick", "--anglepy", "--out", str(tmp_path)])
+    (run,) = result["runs"].values()
+    print(f"steps: ours {run['steps']} vs expected {math.ceil(2e4 / 100)}")
+    assert run["steps"] == math.ceil(2e4 / 100), "one minibatch of 100 per 100 samples, not whole epochs"
+    assert run["committed_final_train_bound"] is None and result["scaling_shift_nats"] == 0.0
+    assert "first 1,600 faces" in (tmp_path / "table.md").read_text()
