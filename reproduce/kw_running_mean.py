@@ -177,7 +177,8 @@ def render(result):
                 cells.append("—")
                 continue
             # a share of an excess within the figure's reading (about 1 nat) would mean nothing
-            share = f"; removes {100 * (final - m) / excess:.0f}% of the excess" if abs(excess) > READING else ""
+            share = (f"; removes {int(round(100 * (final - m) / excess))}% of the excess" if abs(excess) > READING
+                     else "")
             cells.append(f"{m:.1f} ({m - paper:+.1f} from the paper{share})")
         rows.append([z_dim, run["step_size"], f"{paper}",
                      f"{final:.1f}" + ("" if before is None else f" (committed run: {before:.1f})"),
