@@ -109,12 +109,7 @@ class CVAE(VAE):
             if weights.shape != (B,):
                 raise InputError(f"weights: expected shape ({B},), got {weights.shape}")
         eps = self.checked_eps(eps, rng, k, B)
-        if grads is None:
-            grads = self._grads
-            for g in grads.values():
-                g[...] = 0
-        else:
-            grads = self.check_grad_buffers(grads)
+        grads = self.grad_buffers(grads)
         K = eps.shape[0]
 
         mu, logvar, z, out, log_px, cache = self.forward(x, onehot, eps)

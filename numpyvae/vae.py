@@ -496,12 +496,7 @@ class VAE:
         beta = check_float("beta", beta, lo=0.0, hi=1e6)
         B = x.shape[0]
         eps = self.checked_eps(eps, rng, k, B)
-        if grads is None:
-            grads = self._grads
-            for g in grads.values():
-                g[...] = 0
-        else:
-            grads = self.check_grad_buffers(grads)
+        grads = self.grad_buffers(grads)
         K = eps.shape[0]
         if self.flow_steps:
             loss, grads, est = self._flow_loss_and_grads(x, eps, est_fn, beta, grads)
@@ -575,6 +570,15 @@ class VAE:
                 raise InputError(f"grads[{name!r}]: expected an array of shape {p.shape} and dtype {p.dtype}, "
                                  f"got {getattr(g, 'shape', type(g).__name__)} {getattr(g, 'dtype', '')}")
         return grads
+
+    def grad_buffers(self, grads):
+        """The buffers a loss_and_grads call adds into: the model's own, zeroed, when grads is None;
+        else the caller's, checked (check_grad_buffers) and left as they are."""
+        if grads is None:
+            for g in self._grads.values():
+                g[...] = 0
+            return self._grads
+        return self.check_grad_buffers(grads)
 
     def new_grad_buffers(self):
         """Zeroed gradient buffers owned by the caller: dict name -> array like params[name]."""
