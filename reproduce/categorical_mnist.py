@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import (Clock, command_line, load, log, machine, markdown_table, results_dir, stored_run,  # noqa: E402
-                    write_result)
+from common import (Clock, command_line, load, log, machine, markdown_table, paired, results_dir,  # noqa: E402
+                    stored_run, write_result)
 from numpyvae.data import binarize  # noqa: E402
 from numpyvae.discrete import CategoricalVAE, MovingAverageBaseline  # noqa: E402
 from numpyvae.optim import Adam  # noqa: E402
@@ -100,11 +100,6 @@ def evaluate(model, x_test, args, seed):
     elbo = model.elbo_hard(x_test, rng=rng, samples=100).astype(np.float64)
     log_px = model.log_marginal(x_test, rng, samples=args.eval_k)
     return elbo, log_px
-
-
-def paired(a, b):
-    d = np.asarray(a) - np.asarray(b)
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def schedule(args):

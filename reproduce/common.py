@@ -124,6 +124,12 @@ def stored_run(folder, name, schedule, make):
     return run
 
 
+def paired(a, b):
+    """Mean and standard error of the per-image difference a - b (the same images for both)."""
+    d = np.asarray(a) - np.asarray(b)
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+
+
 def log(msg):
     """A progress line on stdout, flushed at once (runs are logged to files)."""
     print(time.strftime("%H:%M:%S"), msg, flush=True)

@@ -31,7 +31,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import Clock, command_line, load, log, machine, markdown_table, results_dir, write_result  # noqa: E402
+from common import (Clock, command_line, load, log, machine, markdown_table, paired, results_dir,  # noqa: E402
+                    write_result)
 from numpyvae.checkpoint import load_model  # noqa: E402
 from numpyvae.data import binarize  # noqa: E402
 from numpyvae.evaluate import log_marginal  # noqa: E402
@@ -70,12 +71,6 @@ def evaluate(path, x_test, args):
                 log_px=float(log_px.mean()), log_px_se=float(log_px.std(ddof=1) / np.sqrt(n)),
                 eval_seconds=round(time.perf_counter() - t, 1), n_params=sum(p.size for p in model.params.values()),
                 per_image_log_px=log_px.astype(np.float64))
-
-
-def paired(a, b):
-    """Mean and standard error of the per-image difference a - b (the same images for both)."""
-    d = a - b
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def main(argv=None):

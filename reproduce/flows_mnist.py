@@ -49,8 +49,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import (Clock, command_line, load, log, machine, markdown_table, results_dir, stored_run,  # noqa: E402
-                    write_result)
+from common import (Clock, command_line, load, log, machine, markdown_table, paired, results_dir,  # noqa: E402
+                    stored_run, write_result)
 from numpyvae import VAE  # noqa: E402
 from numpyvae.evaluate import log_marginal  # noqa: E402
 from numpyvae.train import Trainer  # noqa: E402
@@ -63,12 +63,6 @@ VARIANTS = ("plain", "flow", "vampprior")
 PUBLISHED = {"plain": ("Rezende & Mohamed 2015, Table 2: DLGM, diagonal covariance", 89.9),
              "flow": ("Rezende & Mohamed 2015, Table 2: DLGM + NF (k = 10)", 87.5),
              "vampprior": ("Tomczak & Welling 2018, Table 2: VAE (L = 1) + VampPrior, static MNIST", 85.57)}
-
-
-def paired(a, b):
-    """Mean and standard error of the per-image difference a - b (the same images for both)."""
-    d = np.asarray(a) - np.asarray(b)
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def schedule(args):
