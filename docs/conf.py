@@ -69,7 +69,8 @@ html_title = f"numpyvae {release}"
 html_static_path = ["_static"]        # relative to docs/
 html_css_files = ["numpyvae-book.css"]
 html_js_files = ["numpyvae-book.js"]
-html_extra_path = ["_root"]      # index.html at the site's root, pointing to docs/index.html
+html_extra_path = ["_root"]      # index.html at the site's root, pointing to docs/index.html, and favicon.ico
+# (that redirect page names no icon, so a browser may ask for /favicon.ico: headless Chromium did, once)
 html_theme_options = {
     "show_toc_level": 2,
     "home_page_in_toc": True,
